@@ -1,0 +1,114 @@
+"""What every command shares: settings, the single error boundary, exit codes, output."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from schemas import AuditcError
+
+__all__ = [
+    "EXIT_CODES_HELP",
+    "EXIT_FAILED",
+    "EXIT_INTERNAL",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "Settings",
+    "paths_argument",
+    "run_cli",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""A run failed: a workflow failed, a gate failed, a store or backend error."""
+EXIT_INVALID = 2
+"""Invalid specs or usage (click's own usage code)."""
+EXIT_INTERNAL = 3
+"""A bug in auditc."""
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 a run, gate or store operation failed; "
+    "2 invalid specs or usage; 3 internal error (a bug: please report it)."
+)
+
+DEFAULT_SPEC_DIR = "audits"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Global options, available to each command as `ctx.obj`."""
+
+    project_dir: Path
+    log_level: str
+    debug: bool
+
+    @classmethod
+    def create(cls, project_dir: str, log_level: str, debug: bool) -> Settings:
+        level = logging.DEBUG if debug else getattr(logging, log_level.upper())
+        logging.basicConfig(
+            level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
+        )
+        for noisy in (
+            "httpx",
+            "httpcore",
+            "urllib3",
+            "asyncio",
+            "traitlets",
+            "papermill",
+            "matplotlib",
+        ):
+            logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+        return cls(Path(project_dir).resolve(), log_level, debug)
+
+    @property
+    def default_store(self) -> str:
+        """`<project>/.auditc`."""
+        return str(self.project_dir / ".auditc")
+
+    def spec_paths(self, paths: tuple[str, ...]) -> list[Path]:
+        """The PATHS arguments, or `audits/`, made absolute against the project dir."""
+        chosen = paths or (DEFAULT_SPEC_DIR,)
+        return [(self.project_dir / p) if not Path(p).is_absolute() else Path(p) for p in chosen]
+
+
+def paths_argument() -> Any:
+    """The PATHS argument shared by commands that read specs."""
+    return click.argument("paths", nargs=-1, type=click.Path())
+
+
+def run_cli(group: click.Group, argv: list[str]) -> Any:
+    """The single error boundary: user errors print without a traceback, bugs with one."""
+    debug = "--debug" in argv
+    try:
+        return group.main(args=argv, prog_name="auditc", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_INVALID if exc.exit_code == 2 else exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except AuditcError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc}" if "\n" not in str(exc) else str(exc), err=True)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(EXIT_OK)
+    except Exception:
+        traceback.print_exc()
+        click.echo(
+            "internal error: this is a bug in auditc; please report it with the traceback above.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)

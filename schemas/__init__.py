@@ -1,0 +1,37 @@
+"""auditc's vocabulary: resource models, store formats, errors. Imports nothing heavy.
+
+Example:
+    >>> from schemas import Evaluation
+    >>> Evaluation.model_validate({"kind": "Evaluation", "name": "e",
+    ...     "spec": {"service": "s", "dataset": "d"}}).spec.concurrency
+    64
+"""
+
+from ._adapters import *  # noqa: F403
+from ._adapters import __all__ as _adapters_all
+from ._arrow import *  # noqa: F403
+from ._arrow import __all__ as _arrow_all
+from ._base import *  # noqa: F403
+from ._base import __all__ as _base_all
+from ._errors import *  # noqa: F403
+from ._errors import __all__ as _errors_all
+from ._resources import *  # noqa: F403
+from ._resources import __all__ as _resources_all
+from ._storage import *  # noqa: F403
+from ._storage import __all__ as _storage_all
+from ._store import *  # noqa: F403
+from ._store import __all__ as _store_all
+
+__version__ = "0.1.0"
+
+__all__ = sorted(
+    {
+        *_adapters_all,
+        *_arrow_all,
+        *_base_all,
+        *_errors_all,
+        *_resources_all,
+        *_storage_all,
+        *_store_all,
+    }
+)

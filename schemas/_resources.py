@@ -1,0 +1,584 @@
+"""The pydantic models of every resource kind an audit spec may declare.
+
+One YAML document is one resource: `kind`, `name`, optional `documentation` and
+`labels`, and a kind-specific `spec`. Resources refer to each other by `name`
+within one project (the set of files loaded together). Paths are relative to the
+YAML file that names them and must stay inside the project root.
+
+Cross-resource rules (references, cycles, files, columns) are checked by the
+compiler, not here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ._adapters import AdapterPipeline
+from ._base import (
+    ColumnName,
+    ColumnType,
+    Documentation,
+    Duration,
+    Quantity,
+    RelativePath,
+    ResourceName,
+    SpecModel,
+)
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "DEFAULT_TOTAL_TIMEOUT",
+    "KINDS",
+    "WORKFLOW_KINDS",
+    "Accelerator",
+    "AnyResource",
+    "ContainerRunner",
+    "Dataset",
+    "DatasetFile",
+    "DatasetSpec",
+    "ErrorPolicy",
+    "Evaluation",
+    "EvaluationSpec",
+    "ExternalRunner",
+    "Gate",
+    "HuggingFaceDatasetSource",
+    "HuggingFaceModelSource",
+    "HuggingFaceRunner",
+    "InferenceService",
+    "InferenceServiceSpec",
+    "InferenceSession",
+    "InferenceSessionSpec",
+    "Interface",
+    "Method",
+    "MethodImplementation",
+    "MethodInput",
+    "MethodOutput",
+    "MethodSpec",
+    "Model",
+    "ModelSpec",
+    "Module",
+    "ModuleSpec",
+    "PythonModelSource",
+    "PythonRunner",
+    "Resources",
+    "RetryPolicy",
+    "Runner",
+    "ScoreSpec",
+    "Timeouts",
+    "VLLMRunner",
+]
+
+DEFAULT_CONCURRENCY = 64
+DEFAULT_BATCH_SIZE = 1
+DEFAULT_REQUEST_TIMEOUT = 30.0
+DEFAULT_TOTAL_TIMEOUT = 7200.0
+DEFAULT_MAX_ATTEMPTS = 5
+
+_GIT_SHA = r"^[0-9a-f]{40}$"
+_CALLABLE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+_ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class _Resource(SpecModel):
+    """Fields every resource shares."""
+
+    name: ResourceName
+    """Unique within the project; other resources refer to this one by it."""
+    documentation: Documentation | None = None
+    """Title, summary and Markdown shown in reports. Does not change any result."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Free-form labels for selection and reports. Do not change any result."""
+
+
+# --------------------------------------------------------------------- Dataset
+
+
+class DatasetFile(SpecModel):
+    """A data file in the project."""
+
+    path: RelativePath
+    """JSONL, CSV, Parquet or Arrow IPC file, relative to this YAML file."""
+    format: Literal["jsonl", "csv", "parquet", "arrow"] | None = None
+    """File format; by default taken from the extension (.jsonl/.json, .csv, .parquet, .arrow/.feather)."""
+
+
+class HuggingFaceDatasetSource(SpecModel):
+    """A dataset repository on the Hugging Face Hub, pinned to a commit."""
+
+    repo: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+    """`org/name` of the dataset repository."""
+    revision: str = Field(pattern=_GIT_SHA)
+    """The full 40-character commit hash: results must be reproducible."""
+    files: list[str] = Field(min_length=1)
+    """Parquet/JSONL/CSV files (or globs) inside the repository to read, in order."""
+
+
+class DatasetSpec(SpecModel):
+    """Where the rows come from and which columns they must have.
+
+    Exactly one of `file` and `huggingface`. Each row gets `_index_` (int64): its
+    position in the source unless `index` names an integer column of unique values.
+    """
+
+    file: DatasetFile | None = None
+    huggingface: HuggingFaceDatasetSource | None = None
+    columns: dict[ColumnName, ColumnType] = Field(min_length=1)
+    """Declared columns and their Arrow types; every row is checked against them."""
+    index: ColumnName | None = None
+    """An integer column of unique values to use as `_index_` (default: row position)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetSpec:
+        if (self.file is None) == (self.huggingface is None):
+            raise ValueError("set exactly one of 'file' and 'huggingface'")
+        if self.index is not None and self.index not in self.columns:
+            raise ValueError(f"index column {self.index!r} is not among the declared columns")
+        return self
+
+
+class Dataset(_Resource):
+    """Input instances as an Arrow table, each with a unique `_index_`."""
+
+    kind: Literal["Dataset"]
+    spec: DatasetSpec
+
+
+# ----------------------------------------------------------------------- Model
+
+
+class HuggingFaceModelSource(SpecModel):
+    """A model repository on the Hugging Face Hub, pinned to a commit."""
+
+    repo: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+    """`org/name` of the model repository."""
+    revision: str = Field(pattern=_GIT_SHA)
+    """The full 40-character commit hash."""
+    allow_patterns: list[str] | None = None
+    """Only download files matching these globs (passed to `snapshot_download`)."""
+    ignore_patterns: list[str] | None = None
+    """Skip files matching these globs."""
+
+
+class PythonModelSource(SpecModel):
+    """A Python callable that is the model: from an installed package or a Module."""
+
+    callable: str = Field(pattern=_CALLABLE)
+    """`module.path:function`; it takes a list of inputs and returns a list of outputs."""
+    package: str | None = Field(default=None, max_length=200)
+    """The pip requirement that provides it, pinned (`alt-profanity-check==1.9.1`)."""
+    module: ResourceName | None = None
+    """A Module resource whose directory provides it."""
+    argument: str | None = None
+    """If set, the callable receives the list of values of this request field (instead of request objects)."""
+    output: str | None = None
+    """If set, each returned value is wrapped as `{output: value}`."""
+
+
+class ModelSpec(SpecModel):
+    """Exactly one of `huggingface`, `path` and `python`."""
+
+    huggingface: HuggingFaceModelSource | None = None
+    path: RelativePath | None = None
+    """A local directory of model files (a `save_pretrained` folder), relative to this YAML file."""
+    python: PythonModelSource | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        given = [k for k in ("huggingface", "path", "python") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "set exactly one of 'huggingface', 'path' and 'python'"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class Model(_Resource):
+    """The artefacts of a model."""
+
+    kind: Literal["Model"]
+    spec: ModelSpec
+
+
+# ---------------------------------------------------------- InferenceService
+
+
+class Accelerator(SpecModel):
+    """GPUs for one replica."""
+
+    kind: str = Field(default="nvidia.com/gpu", pattern=r"^[a-z0-9.-]+/[a-z0-9.-]+$")
+    """The extended resource name (`nvidia.com/gpu`)."""
+    count: int = Field(default=1, ge=1, le=16)
+    product: str | None = None
+    """A GPU product to select nodes by (`NVIDIA-H100-80GB-HBM3`), if it matters."""
+
+
+class Resources(SpecModel):
+    """Compute for one replica of a service (used on Kubernetes; advisory locally)."""
+
+    cpu: Quantity = "1"
+    memory: Quantity = "2Gi"
+    accelerator: Accelerator | None = None
+
+
+class PythonRunner(SpecModel):
+    """Serve a Python callable (`Model.spec.python`) with auditc's runner."""
+
+    kind: Literal["python"]
+
+
+class HuggingFaceRunner(SpecModel):
+    """Serve a transformers pipeline loaded through huggingface_hub."""
+
+    kind: Literal["huggingface"]
+    task: Literal["text-classification", "text-generation"]
+    pipeline_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra keyword arguments for `transformers.pipeline` (never code)."""
+    generate_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for each call (`max_new_tokens`, `top_k`, …)."""
+    device: str = "auto"
+    """`auto` (CUDA when present), `cpu` or `cuda`."""
+
+
+class VLLMRunner(SpecModel):
+    """The official vLLM OpenAI-compatible server (Kubernetes and GPUs)."""
+
+    kind: Literal["vllm"]
+    image: str = "vllm/vllm-openai:v0.11.0"
+    args: list[str] = Field(default_factory=list)
+    """Extra `vllm serve` arguments (`--max-model-len`, `--dtype`, …)."""
+
+
+class ContainerRunner(SpecModel):
+    """Any container image that serves HTTP on a declared port."""
+
+    kind: Literal["container"]
+    image: str
+    port: int = Field(default=8000, ge=1, le=65535)
+    command: list[str] | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    """Non-secret environment variables."""
+    health_path: str = "/health"
+
+
+class ExternalRunner(SpecModel):
+    """An existing HTTP endpoint (OpenAI-compatible or plain JSON)."""
+
+    kind: Literal["external"]
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    """Base URL of the service; `interface.endpoint` is appended."""
+    api_key_env: str | None = Field(default=None, pattern=_ENV_VAR)
+    """Name of the environment variable (or Kubernetes Secret key) holding the API key."""
+    health_path: str | None = None
+    """A readiness path to poll before sending, if the service has one."""
+
+
+Runner = Annotated[
+    PythonRunner | HuggingFaceRunner | VLLMRunner | ContainerRunner | ExternalRunner,
+    Field(discriminator="kind"),
+]
+
+
+class Interface(SpecModel):
+    """How dataset rows become requests and responses become output columns."""
+
+    endpoint: str = Field(default="/predict", pattern=r"^/[A-Za-z0-9/_.-]*$")
+    """HTTP path that receives POSTed requests."""
+    request: AdapterPipeline = Field(default_factory=list)
+    """Adapters from a dataset row to the request body. A mapping is shorthand for one TransformJSON."""
+    response: AdapterPipeline = Field(default_factory=list)
+    """Adapters from a response body to one output row."""
+    output: dict[ColumnName, ColumnType] = Field(min_length=1)
+    """Columns of each output row, after the response adapters."""
+    batching: bool = False
+    """If true, the endpoint takes a JSON list of requests and answers a list (auditc's runners do)."""
+
+    @field_validator("request", "response", mode="before")
+    @classmethod
+    def _template_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "kind" not in value:
+            return [{"kind": "TransformJSON", "template": value}]
+        return value
+
+
+class InferenceServiceSpec(SpecModel):
+    """The system under test: a runner serving a model over HTTP."""
+
+    model: ResourceName | None = None
+    """The Model it serves (required for python, huggingface and vllm runners)."""
+    runner: Runner
+    interface: Interface
+    resources: Resources = Field(default_factory=Resources)
+
+    @model_validator(mode="after")
+    def _model_needed(self) -> InferenceServiceSpec:
+        if self.runner.kind in ("python", "huggingface", "vllm") and self.model is None:
+            raise ValueError(f"a '{self.runner.kind}' runner needs 'model'")
+        return self
+
+
+class InferenceService(_Resource):
+    """An HTTP service that answers requests: the system under test."""
+
+    kind: Literal["InferenceService"]
+    spec: InferenceServiceSpec
+
+
+class InferenceSessionSpec(SpecModel):
+    """A running instance of a service, for interactive use."""
+
+    service: ResourceName
+    replicas: int = Field(default=1, ge=1, le=64)
+    expires: Duration | None = None
+    """Stop after this many seconds (recommended on clusters)."""
+
+
+class InferenceSession(_Resource):
+    """A long-running instance of an InferenceService (`auditc serve`)."""
+
+    kind: Literal["InferenceSession"]
+    spec: InferenceSessionSpec
+
+
+# ------------------------------------------------------------------ Evaluation
+
+
+class Timeouts(SpecModel):
+    """Seconds."""
+
+    request: Duration = DEFAULT_REQUEST_TIMEOUT
+    """For one request, connect to last byte."""
+    total: Duration = DEFAULT_TOTAL_TIMEOUT
+    """For the whole evaluation."""
+    ready: Duration = 600.0
+    """For the service to answer `/health` after it starts."""
+
+
+class RetryPolicy(SpecModel):
+    """Retries of connection errors, timeouts, 429 and 5xx, with exponential backoff and jitter."""
+
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
+    """Attempts per request, the first included."""
+    backoff_initial: Duration = 0.5
+    backoff_max: Duration = 30.0
+
+
+class ErrorPolicy(SpecModel):
+    """What a row whose retries ran out does to the evaluation."""
+
+    on_error: Literal["record", "abort"] = "record"
+    """`record`: write the row with its error and go on; `abort`: stop the evaluation."""
+    max_error_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
+    """The evaluation fails (after writing every row) if more rows than this fraction errored."""
+
+
+class EvaluationSpec(SpecModel):
+    """Every row of a Dataset through an InferenceService, `replications` times."""
+
+    service: ResourceName
+    dataset: ResourceName
+    replications: int = Field(default=1, ge=1, le=1000)
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=4096)
+    """Requests in flight at once (per shard)."""
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=4096)
+    """Rows per request; above 1 needs `interface.batching`."""
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    retries: RetryPolicy = Field(default_factory=RetryPolicy)
+    errors: ErrorPolicy = Field(default_factory=ErrorPolicy)
+    shards: int = Field(default=1, ge=1, le=1024)
+    """Disjoint slices run in parallel (pods of an Indexed Job on Kubernetes)."""
+    replicas: int = Field(default=1, ge=1, le=64)
+    """Server replicas (local: processes)."""
+
+
+class Evaluation(_Resource):
+    """Runs a dataset through a service; its output is an Arrow dataset."""
+
+    kind: Literal["Evaluation"]
+    spec: EvaluationSpec
+
+
+# ---------------------------------------------------------------------- Module
+
+
+class ModuleSpec(SpecModel):
+    """A directory of Python code put on PYTHONPATH for methods and python models."""
+
+    path: RelativePath
+    """The directory, relative to this YAML file. Its content is hashed into node ids."""
+
+
+class Module(_Resource):
+    """Python code used by methods (and python-runner models)."""
+
+    kind: Literal["Module"]
+    spec: ModuleSpec
+
+
+# ---------------------------------------------------------------------- Method
+
+
+class MethodImplementation(SpecModel):
+    """Exactly one of `python` and `notebook`."""
+
+    python: str | None = Field(default=None, pattern=_CALLABLE)
+    """`module:function`, importable from the method's modules."""
+    notebook: RelativePath | None = None
+    """A Jupyter notebook, relative to this YAML file; it is run with papermill."""
+
+    @model_validator(mode="after")
+    def _one(self) -> MethodImplementation:
+        if (self.python is None) == (self.notebook is None):
+            raise ValueError("set exactly one of 'python' and 'notebook'")
+        return self
+
+
+class MethodInput(SpecModel):
+    """One input of a method: a Dataset, Evaluation or Measurement (a Method's output)."""
+
+    resource: ResourceName
+    """Name of the Dataset, Evaluation, or Method producing a Measurement."""
+    kind: Literal["Dataset", "Evaluation", "Measurement"] | None = None
+    """Expected kind; checked against what `resource` names."""
+    columns: list[ColumnName] = Field(default_factory=list)
+    """Columns the method reads; checked against what the input provides."""
+
+
+class Gate(SpecModel):
+    """A pass condition on a score; `auditc check` fails when it does not hold."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Gate:
+        if self.min is None and self.max is None:
+            raise ValueError("a gate needs 'min', 'max' or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"gate min ({self.min}) must be <= max ({self.max})")
+        return self
+
+
+class ScoreSpec(SpecModel):
+    """A named scalar a method exports."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    title: str | None = Field(default=None, max_length=200)
+    summary: str | None = Field(default=None, max_length=1000)
+    valence: Literal["positive", "negative", "neutral"] = "neutral"
+    """`positive`: higher is better; `negative`: lower is better."""
+    primary: bool = False
+    """The headline score; a method with scores has exactly one."""
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str | None = Field(default=None, max_length=32)
+    format: str = "{value:.3g}"
+    """A Python format string over `value` (`{value:.1%}`)."""
+    gate: Gate | None = None
+
+    @field_validator("format")
+    @classmethod
+    def _format_ok(cls, value: str) -> str:
+        try:
+            value.format(value=0.5)
+        except (KeyError, ValueError, IndexError) as exc:
+            raise ValueError(f"format {value!r} cannot format a number as 'value': {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _range(self) -> ScoreSpec:
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"minimum ({self.minimum}) must be <= maximum ({self.maximum})")
+        return self
+
+
+class MethodOutput(SpecModel):
+    """What the method produces."""
+
+    kind: Literal["Measurement", "SafetyCase"]
+    columns: dict[ColumnName, ColumnType] = Field(default_factory=dict)
+    """Measurement columns, checked against what the function returns (default: not checked)."""
+    level: Literal["dataset", "instance"] = "dataset"
+    """`instance` measurements have one row per `_index_` and must include it."""
+
+
+class MethodSpec(SpecModel):
+    """An analysis: a Python function (→ Measurement) or a notebook (→ SafetyCase)."""
+
+    implementation: MethodImplementation
+    inputs: dict[str, MethodInput] = Field(min_length=1)
+    """Keyword → input. A string is shorthand for `{resource: <name>}`."""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    """Passed as keyword arguments (functions) or papermill parameters (notebooks)."""
+    modules: list[ResourceName] = Field(default_factory=list)
+    """Modules put on PYTHONPATH."""
+    output: MethodOutput
+    scores: list[ScoreSpec] = Field(default_factory=list)
+    timeout: Duration = 1800.0
+    """Seconds before the method is stopped and fails."""
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _input_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"resource": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("inputs")
+    @classmethod
+    def _keywords(cls, value: dict[str, MethodInput]) -> dict[str, MethodInput]:
+        for key in value:
+            if not key.isidentifier():
+                raise ValueError(f"input keyword {key!r} is not a Python identifier")
+        return value
+
+    @model_validator(mode="after")
+    def _scores(self) -> MethodSpec:
+        names = [s.name for s in self.scores]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate score names: {', '.join(dupes)}")
+        primaries = [s.name for s in self.scores if s.primary]
+        if self.scores and len(primaries) != 1:
+            raise ValueError(f"exactly one score must be primary (found {len(primaries)})")
+        if self.implementation.notebook and self.output.kind != "SafetyCase":
+            raise ValueError("a notebook method's output kind must be 'SafetyCase'")
+        if self.implementation.python and self.output.kind != "Measurement":
+            raise ValueError("a python method's output kind must be 'Measurement'")
+        if self.scores and self.output.kind != "SafetyCase":
+            raise ValueError("only SafetyCase methods export scores")
+        return self
+
+
+class Method(_Resource):
+    """An analysis of datasets, evaluations and measurements."""
+
+    kind: Literal["Method"]
+    spec: MethodSpec
+
+
+AnyResource = Annotated[
+    Dataset | Model | InferenceService | InferenceSession | Evaluation | Module | Method,
+    Field(discriminator="kind"),
+]
+"""Any resource, chosen by its `kind`."""
+
+KINDS: tuple[str, ...] = (
+    "Dataset",
+    "Model",
+    "Module",
+    "InferenceService",
+    "InferenceSession",
+    "Evaluation",
+    "Method",
+)
+"""Every kind, in the order reports and references list them."""
+
+WORKFLOW_KINDS: frozenset[str] = frozenset({"Dataset", "Evaluation", "Method"})
+"""Kinds that run and write outputs to the store; the others are configuration."""
