@@ -1,0 +1,43 @@
+# Set-up and everyday commands. `make tutorial` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+ALL_EXTRAS := tutorial,huggingface,kubernetes,s3,dev
+
+.PHONY: tutorial test lint system-deps bench clean-store help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+	$(PIP) --upgrade pip
+
+$(VENV)/.installed-tutorial: pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e '.[tutorial]'
+	touch $@
+
+$(VENV)/.installed-all: pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e '.[$(ALL_EXTRAS)]'
+	touch $@ $(VENV)/.installed-tutorial
+
+tutorial: $(VENV)/.installed-tutorial  ## run the tutorial audit end to end (offline)
+	$(VENV)/bin/auditc run audits/tutorial
+
+system-deps:  ## Debian packages the tests need (headless Chromium for the report tests)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(VENV)/.installed-all  ## ruff and the import-layer contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+test: $(VENV)/.installed-all system-deps lint  ## install everything, lint, run the whole test suite
+	$(VENV)/bin/pytest
+
+bench: $(VENV)/.installed-all  ## run every benchmark in tests/benchmarks (slow; prints figures)
+	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean-store:  ## delete the local store (.auditc/)
+	rm -rf .auditc
