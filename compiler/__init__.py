@@ -15,6 +15,7 @@ from ._project import (
     references,
 )
 from ._resolve import ID_LENGTH, Graph, Node, NodeId, resolve_graph
+from ._validate import hash_path, load_project
 
 __all__ = [
     "ID_LENGTH",
@@ -26,6 +27,8 @@ __all__ = [
     "Project",
     "Reference",
     "SourceLocation",
+    "hash_path",
+    "load_project",
     "path_refs",
     "references",
     "resolve_graph",
