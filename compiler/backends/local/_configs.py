@@ -1,0 +1,164 @@
+"""The runner configs of each step, with every path made absolute for this machine.
+
+Runners never see project-relative paths (docs/contracts.md): a spec path is
+relative to its YAML file, and the file is relative to the project root, so the
+absolute path is `<root>/<dir of the YAML file>/<value>`. Runner modules are
+imported here, lazily, so that a run with nothing to do never loads them.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from schemas import Dataset, Evaluation, InferenceService, Method, Model, Module, Store
+
+if TYPE_CHECKING:
+    from runners.datasets import IngestConfig
+    from runners.evaluation import EvaluationConfig
+    from runners.inference import ServerConfig
+    from runners.methods import MethodConfig
+
+    from ..._resolve import Graph, Node
+
+__all__ = [
+    "absolute_path",
+    "evaluation_config",
+    "ingest_config",
+    "method_config",
+    "model_revision",
+    "module_dirs",
+    "server_config",
+]
+
+_INPUT_KINDS = {"Dataset": "Dataset", "Evaluation": "Evaluation", "Method": "Measurement"}
+"""What a method receives from an upstream node of each kind."""
+
+
+def absolute_path(graph: Graph, node: Node, value: str) -> Path:
+    """The absolute path of `value` as written in `node`'s spec."""
+    base = posixpath.dirname(node.location.file)
+    return Path(graph.root).resolve() / posixpath.normpath(posixpath.join(base, value))
+
+
+def module_dirs(graph: Graph, names: list[str]) -> list[str]:
+    """Absolute directories of the named Modules, in order."""
+    dirs: list[str] = []
+    for name in names:
+        node = graph[name]
+        module = node.resource
+        assert isinstance(module, Module)
+        dirs.append(str(absolute_path(graph, node, module.spec.path)))
+    return dirs
+
+
+def ingest_config(graph: Graph, node: Node, store: Store) -> IngestConfig:
+    """The config of `python -m runners.datasets` for a Dataset node."""
+    from runners.datasets import IngestConfig
+
+    dataset = node.resource
+    assert isinstance(dataset, Dataset)
+    source = dataset.spec.file
+    return IngestConfig(
+        dataset=dataset,
+        source_path=str(absolute_path(graph, node, source.path)) if source is not None else None,
+        output_uri=store.uri_of(node.store_path),
+    )
+
+
+def server_config(graph: Graph, service_name: str, port: int) -> ServerConfig:
+    """The config of `python -m runners.inference` for one replica of a service."""
+    from runners.inference import ServerConfig
+
+    service = graph[service_name].resource
+    assert isinstance(service, InferenceService)
+    model: Model | None = None
+    model_dir: str | None = None
+    python_paths: list[str] = []
+    if service.spec.model is not None:
+        model_node = graph[service.spec.model]
+        assert isinstance(model_node.resource, Model)
+        model = model_node.resource
+        if model.spec.path is not None:
+            model_dir = str(absolute_path(graph, model_node, model.spec.path))
+        if model.spec.python is not None and model.spec.python.module is not None:
+            python_paths = module_dirs(graph, [model.spec.python.module])
+    return ServerConfig(
+        service=service,
+        model=model,
+        model_dir=model_dir,
+        python_paths=python_paths,
+        host="127.0.0.1",
+        port=port,
+    )
+
+
+def evaluation_config(
+    graph: Graph, node: Node, store: Store, *, base_url: str, shard: tuple[int, int]
+) -> EvaluationConfig:
+    """The config of `python -m runners.evaluation` for one shard of an Evaluation node."""
+    from runners.evaluation import EvaluationConfig
+
+    evaluation = node.resource
+    assert isinstance(evaluation, Evaluation)
+    service = graph[evaluation.spec.service].resource
+    assert isinstance(service, InferenceService)
+    runner = service.spec.runner
+    return EvaluationConfig(
+        evaluation=evaluation,
+        service=service,
+        base_url=base_url,
+        api_key_env=runner.api_key_env if runner.kind == "external" else None,
+        dataset_uri=store.uri_of(graph[evaluation.spec.dataset].store_path),
+        output_uri=store.uri_of(node.store_path),
+        shard_index=shard[0],
+        shard_count=shard[1],
+    )
+
+
+def method_config(graph: Graph, node: Node, store: Store) -> MethodConfig:
+    """The config of `python -m runners.methods` for a Method node."""
+    from runners.methods import MethodConfig, MethodInputRef
+
+    method = node.resource
+    assert isinstance(method, Method)
+    inputs = {}
+    for keyword, item in method.spec.inputs.items():
+        upstream = graph[item.resource]
+        inputs[keyword] = MethodInputRef(
+            kind=_INPUT_KINDS[upstream.kind], uri=store.uri_of(upstream.store_path)
+        )
+    notebook = method.spec.implementation.notebook
+    return MethodConfig(
+        method=method,
+        inputs=inputs,
+        notebook_path=str(absolute_path(graph, node, notebook)) if notebook else None,
+        python_paths=module_dirs(graph, list(method.spec.modules)),
+        output_uri=store.uri_of(node.store_path),
+    )
+
+
+def model_revision(graph: Graph, node: Node) -> str | None:
+    """What pins the model an Evaluation ran against, for its manifest.
+
+    A Hugging Face commit, a pip requirement, or the content hash of a local model
+    directory or Module; None for external services and non-evaluations.
+    """
+    if not isinstance(node.resource, Evaluation):
+        return None
+    service = graph[node.resource.spec.service].resource
+    assert isinstance(service, InferenceService)
+    if service.spec.model is None:
+        return None
+    model_node = graph[service.spec.model]
+    spec = model_node.resource.spec
+    assert isinstance(model_node.resource, Model)
+    if spec.huggingface is not None:  # type: ignore[union-attr]
+        return f"{spec.huggingface.repo}@{spec.huggingface.revision}"  # type: ignore[union-attr]
+    if spec.python is not None and spec.python.package is not None:  # type: ignore[union-attr]
+        return spec.python.package  # type: ignore[union-attr]
+    hashed = dict(model_node.files)
+    for upstream in model_node.upstream:  # a Module providing the callable
+        hashed.update(graph[upstream].files)
+    return ", ".join(f"{path}@sha256:{digest}" for path, digest in sorted(hashed.items())) or None

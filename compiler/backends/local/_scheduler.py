@@ -1,0 +1,238 @@
+"""The local backend's entry point: run a graph's workflow nodes on this machine.
+
+Nodes complete in the store are kept (their manifests are all a no-op run reads);
+the rest run in topological order, up to `jobs` at a time, on a thread pool whose
+threads only wait on runner subprocesses. A failed node's downstream nodes are
+skipped; independent nodes still finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from schemas import Evaluation, Store, UsageError
+
+from ..._resolve import Graph, Node
+from ._manifest import git_commit
+from ._processes import Supervisor
+from ._results import EventHandler, NodeResult, RunEvent, RunResult
+from ._services import ServiceKey, ServicePool
+from ._steps import RunContext, execute_node, node_result
+
+__all__ = ["DEFAULT_JOBS", "run_local"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_JOBS = 2
+"""Workflow nodes run at the same time (`--jobs`)."""
+
+
+def run_local(
+    graph: Graph,
+    store: Store | str | Path,
+    *,
+    jobs: int = DEFAULT_JOBS,
+    force: bool = False,
+    selected: Sequence[str] | None = None,
+    on_event: EventHandler | None = None,
+) -> RunResult:
+    """Run the workflow nodes of `graph` that the store does not hold complete.
+
+    Example:
+        >>> graph = resolve_graph(load_project(root, [root / "audits"]))  # doctest: +SKIP
+        >>> result = run_local(graph, root / ".auditc", jobs=4)             # doctest: +SKIP
+        >>> [n.key for n in result.by_status("failed")]                     # doctest: +SKIP
+
+    Args:
+        graph: The resolved graph.
+        store: Where outputs and manifests go (a `Store`, a URI or a local path).
+        jobs: How many nodes may run at the same time.
+        force: Re-run the selected nodes (every node without `selected`) even when
+            they are complete.
+        selected: Selectors as for `Graph.select` (`name`, `name+`); the nodes they
+            need are included and run only when incomplete.
+        on_event: Called (from worker threads) when a node starts or finishes and when
+            a service starts or stops.
+
+    Returns:
+        One result per workflow node; `RunResult.ok` is False when a node failed.
+
+    Raises:
+        UsageError: `jobs` is below 1.
+        GraphError: a selector names no resource.
+        StoreError: the store cannot be read or written.
+        KeyboardInterrupt: the run was interrupted; every child process was stopped
+            first and nothing unfinished was recorded.
+    """
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1 (got {jobs})")
+    if not isinstance(store, Store):
+        store = Store.open(store)
+    chosen, forced = _selection(graph, selected, force)
+    results: dict[str, NodeResult] = {}
+    to_run: list[Node] = []
+    for node in chosen:
+        if not node.is_workflow:
+            continue
+        manifest = None if node.name in forced else store.read_manifest(node.store_path)
+        if manifest is not None and manifest.status == "complete":
+            results[node.name] = node_result(
+                store,
+                node,
+                "kept",
+                duration_s=manifest.duration_s,
+                rows=manifest.rows,
+                metrics=manifest.metrics,
+                log=store.uri_of(node.store_path, manifest.log) if manifest.log else None,
+            )
+        else:
+            to_run.append(node)
+    if to_run:
+        results.update(_execute(chosen, store, to_run, jobs, forced, on_event or _ignore))
+    ordered = [results[n.name] for n in chosen if n.name in results]
+    return RunResult(ordered, store.uri)
+
+
+def _ignore(event: RunEvent) -> None:
+    pass
+
+
+def _selection(
+    graph: Graph, selected: Sequence[str] | None, force: bool
+) -> tuple[Graph, frozenset[str]]:
+    """The subgraph to consider and the names `--force` applies to."""
+    if not selected:
+        return graph, frozenset(graph.nodes) if force else frozenset()
+    chosen = graph.select(selected)
+    named: set[str] = set()
+    for raw in selected:
+        name = raw.strip("+")
+        named.add(name)
+        if raw.endswith("+"):
+            named |= graph.downstream(name)
+    return chosen, frozenset(named) if force else frozenset()
+
+
+def _service_demand(to_run: list[Node]) -> dict[ServiceKey, int]:
+    """How many evaluations of this run will use each (service, replicas)."""
+    demand: dict[ServiceKey, int] = {}
+    for node in to_run:
+        if isinstance(node.resource, Evaluation):
+            key = (node.resource.spec.service, node.resource.spec.replicas)
+            demand[key] = demand.get(key, 0) + 1
+    return demand
+
+
+def _execute(
+    graph: Graph,
+    store: Store,
+    to_run: list[Node],
+    jobs: int,
+    forced: frozenset[str],
+    on_event: EventHandler,
+) -> dict[str, NodeResult]:
+    supervisor = Supervisor()
+
+    def notify(key: str, message: str) -> None:
+        on_event(RunEvent("service", key, "", message=message))
+
+    with tempfile.TemporaryDirectory(prefix="auditc-run-") as tmp:
+        services = ServicePool(graph, supervisor, _service_demand(to_run), Path(tmp), notify)
+        commit = functools.cache(lambda: git_commit(graph.root))
+        ctx = RunContext(graph, store, supervisor, services, Path(tmp), forced, commit)
+        scheduler = _Scheduler(ctx, to_run, jobs, on_event)
+        try:
+            return scheduler.run()
+        except BaseException:
+            with _sigint_ignored():
+                supervisor.cancel()
+                scheduler.shutdown()
+                services.stop_all()
+            raise
+        finally:
+            services.stop_all()
+
+
+class _Scheduler:
+    """Hands ready nodes to the pool; skips the downstream of failures."""
+
+    def __init__(self, ctx: RunContext, to_run: list[Node], jobs: int, on_event: EventHandler):
+        self.ctx = ctx
+        self.jobs = jobs
+        self.on_event = on_event
+        names = {n.name for n in to_run}
+        self.waiting = list(to_run)
+        self.deps = {n.name: ctx.graph.upstream(n.name) & names for n in to_run}
+        self.succeeded: set[str] = set()
+        self.unsuccessful: set[str] = set()
+        self.results: dict[str, NodeResult] = {}
+        self.running: dict[Future[NodeResult], Node] = {}
+        self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="auditc-node")
+
+    def run(self) -> dict[str, NodeResult]:
+        while self.waiting or self.running:
+            self._skip_blocked()
+            self._submit_ready()
+            if not self.running:
+                break
+            finished, _ = wait(self.running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                node = self.running.pop(future)
+                self._record(node, future.result())
+        self.pool.shutdown()
+        return self.results
+
+    def shutdown(self) -> None:
+        """Wait for the workers after `Supervisor.cancel()` made their steps return."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _record(self, node: Node, result: NodeResult) -> None:
+        self.results[node.name] = result
+        (self.succeeded if result.status == "ran" else self.unsuccessful).add(node.name)
+        self.on_event(RunEvent("finish", node.key, node.id, result=result))
+
+    def _skip_blocked(self) -> None:
+        # In topological order, so a skip propagates down the graph in one pass.
+        for node in list(self.waiting):
+            blocked = sorted(self.deps[node.name] & self.unsuccessful)
+            if not blocked:
+                continue
+            self.waiting.remove(node)
+            if isinstance(node.resource, Evaluation):
+                spec = node.resource.spec
+                self.ctx.services.done((spec.service, spec.replicas))
+            keys = ", ".join(self.ctx.graph[n].key for n in blocked)
+            result = node_result(
+                self.ctx.store, node, "skipped", error=f"upstream {keys} did not complete"
+            )
+            self._record(node, result)
+
+    def _submit_ready(self) -> None:
+        for node in list(self.waiting):
+            if len(self.running) >= self.jobs:
+                return
+            if self.deps[node.name] <= self.succeeded:
+                self.waiting.remove(node)
+                self.on_event(RunEvent("start", node.key, node.id))
+                self.running[self.pool.submit(execute_node, self.ctx, node)] = node
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Let the clean-up after Ctrl-C finish even if Ctrl-C is pressed again."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,299 @@
+"""One workflow node, executed: its runner subprocesses, its log, its manifest.
+
+Each step is `python -m runners.<step> CONFIG.json --result RESULT.json`, its stdout
+and stderr appended to `<node dir>/logs/<step>.log` (kept in a work directory and
+copied into the store at the end when the store is not local).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from schemas import MANIFEST_FILE, AuditcError, Evaluation, Method, Store
+
+from ._configs import evaluation_config, ingest_config, method_config
+from ._manifest import LOGS_DIR, StepOutcome, build_manifest
+from ._processes import Cancelled, Supervisor
+from ._results import NodeResult
+from ._services import ServicePool
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ..._resolve import Graph, Node
+
+__all__ = ["RunContext", "execute_node", "node_result"]
+
+logger = logging.getLogger(__name__)
+
+STEP_GRACE_S = 60.0
+"""Seconds past a step's own time limit before the backend stops it: the runner
+enforces its limit itself and should get to report it."""
+
+_ERROR_TAIL_LINES = 20
+
+
+@dataclass
+class RunContext:
+    """What every node of one run shares."""
+
+    graph: Graph
+    store: Store
+    supervisor: Supervisor
+    services: ServicePool
+    work_dir: Path
+    """Temporary: runner configs and results, and the logs of a remote store."""
+    forced: frozenset[str] = frozenset()
+    """Names of the nodes to re-run from scratch even if complete (`--force`)."""
+    commit: Callable[[], str | None] = field(default=lambda: None)
+
+    def log_dir(self, node: Node) -> Path:
+        """Where a node's logs are written while it runs."""
+        if self.store.is_local:
+            path = Path(self.store.path(node.store_path, LOGS_DIR))
+        else:
+            path = self.work_dir / node.kind.lower() / node.name / node.id / LOGS_DIR
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def log_location(self, node: Node, relative: str | None) -> str | None:
+        """A node-relative log path as users can open it (a local path or a store URI)."""
+        return self.store.uri_of(node.store_path, relative) if relative else None
+
+
+@dataclass
+class _StepRun:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    result_file: Path
+    log_relative: str
+
+
+def execute_node(ctx: RunContext, node: Node) -> NodeResult:
+    """Run one workflow node and record its manifest, complete or failed.
+
+    Raises:
+        Cancelled: the run was interrupted; nothing was recorded for this node.
+    """
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    _prepare_node_dir(ctx, node)
+    try:
+        outcome = _STEPS[node.kind](ctx, node)
+    except Cancelled:
+        raise
+    except AuditcError as exc:
+        if ctx.supervisor.cancelled:
+            raise Cancelled from exc
+        outcome = StepOutcome(error=str(exc), log=_server_log(ctx, node))
+    if ctx.supervisor.cancelled:
+        raise Cancelled
+    _upload_logs(ctx, node)
+    finished = datetime.now(UTC)
+    manifest = build_manifest(
+        ctx.graph,
+        node,
+        outcome,
+        started=started,
+        finished=finished,
+        commit=ctx.commit(),
+        outputs=ctx.store.list_files(node.store_path),
+    )
+    ctx.store.write_manifest(node.store_path, manifest)
+    return node_result(
+        ctx.store,
+        node,
+        "ran" if outcome.ok else "failed",
+        duration_s=time.monotonic() - t0,
+        rows=outcome.rows,
+        metrics=outcome.metrics,
+        error=outcome.error,
+        log=ctx.log_location(node, outcome.log),
+    )
+
+
+def node_result(store: Store, node: Node, status: Any, **fields: Any) -> NodeResult:
+    """A `NodeResult` for `node`, with its store URI and, for a SafetyCase, its report."""
+    report = None
+    if node.output_kind == "SafetyCase" and status in ("ran", "kept"):
+        report = store.uri_of(node.store_path, "index.html")
+    return NodeResult(
+        key=node.key,
+        kind=node.kind,
+        name=node.name,
+        id=node.id,
+        status=status,
+        output_kind=node.output_kind,
+        uri=store.uri_of(node.store_path),
+        report=report,
+        **fields,
+    )
+
+
+def _prepare_node_dir(ctx: RunContext, node: Node) -> None:
+    """Clear what a re-run must not mix with, and nothing an evaluation can resume from.
+
+    Datasets and methods start from an empty directory. An evaluation keeps its
+    committed parts (the client re-sends only the rows they miss) unless forced; only
+    its stale manifest (a failed attempt) goes, so the node reads as unfinished.
+    """
+    if node.kind != "Evaluation" or node.name in ctx.forced:
+        ctx.store.delete_dir(node.store_path)
+    elif ctx.store.exists(node.store_path, MANIFEST_FILE):
+        ctx.store.fs.delete_file(ctx.store.path(node.store_path, MANIFEST_FILE))
+
+
+def _start_step(
+    ctx: RunContext,
+    node: Node,
+    module: str,
+    config: BaseModel,
+    *,
+    log_name: str,
+    args: tuple[str, ...] = (),
+) -> _StepRun:
+    config_file = ctx.work_dir / f"{node.name}-{node.id}-{log_name}.json"
+    result_file = config_file.with_suffix(".result.json")
+    config_file.write_text(config.model_dump_json(indent=2))
+    result_file.unlink(missing_ok=True)
+    log = ctx.log_dir(node) / f"{log_name}.log"
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(f"--- auditc run {datetime.now(UTC).isoformat(timespec='seconds')}: {module}\n")
+    argv = [sys.executable, "-m", module, str(config_file), *args, "--result", str(result_file)]
+    proc = ctx.supervisor.spawn(argv, log=log)
+    return _StepRun(proc, log, result_file, f"{LOGS_DIR}/{log_name}.log")
+
+
+def _finish_step(
+    ctx: RunContext, run: _StepRun, timeout: float | None
+) -> tuple[dict[str, Any], str | None]:
+    """Wait for a step; its result (possibly empty) and its error, if it failed."""
+    code = ctx.supervisor.wait(run.proc, timeout)
+    result = _read_result(run.result_file)
+    if code is None:
+        return result, f"stopped after {timeout or 0:g}s without finishing (log: {run.log})"
+    if code != 0 or result.get("status") == "failed":
+        message = result.get("message") or _error_from_log(run.log)
+        return result, f"{message} (exit code {code}; log: {run.log})"
+    if not result:
+        return result, f"the runner exited 0 but wrote no result (log: {run.log})"
+    return result, None
+
+
+def _read_result(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _error_from_log(log: Path) -> str:
+    """The runner's own message: from its last `error` line to the end, else its last line."""
+    try:
+        lines = [line.rstrip() for line in log.read_text(errors="replace").splitlines()]
+    except OSError:
+        return "the runner failed and left no log"
+    lines = [line for line in lines if line.strip()][-200:]
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].lower().startswith(("error", "auditc.")) or "Error:" in lines[i][:80]:
+            return "\n".join(lines[i : i + _ERROR_TAIL_LINES])
+    return lines[-1] if lines else "the runner failed without a message"
+
+
+def _dataset(ctx: RunContext, node: Node) -> StepOutcome:
+    config = ingest_config(ctx.graph, node, ctx.store)
+    run = _start_step(ctx, node, "runners.datasets", config, log_name="dataset")
+    result, error = _finish_step(ctx, run, timeout=None)
+    return StepOutcome(error=error, rows=result.get("rows"), log=run.log_relative)
+
+
+def _method(ctx: RunContext, node: Node) -> StepOutcome:
+    method = node.resource
+    assert isinstance(method, Method)
+    config = method_config(ctx.graph, node, ctx.store)
+    run = _start_step(ctx, node, "runners.methods", config, log_name="method")
+    result, error = _finish_step(ctx, run, timeout=method.spec.timeout + STEP_GRACE_S)
+    metrics = {"scores": float(len(result["scores"]))} if result.get("scores") else {}
+    return StepOutcome(error=error, rows=result.get("rows"), metrics=metrics, log=run.log_relative)
+
+
+def _evaluation(ctx: RunContext, node: Node) -> StepOutcome:
+    evaluation = node.resource
+    assert isinstance(evaluation, Evaluation)
+    spec = evaluation.spec
+    key = (spec.service, spec.replicas)
+    with ctx.services.use(
+        key, log_dir=ctx.log_dir(node), ready_timeout=spec.timeouts.ready
+    ) as urls:
+        runs: list[_StepRun] = []
+        for i in range(spec.shards):
+            config = evaluation_config(
+                ctx.graph, node, ctx.store, base_url=urls[i % len(urls)], shard=(i, spec.shards)
+            )
+            name = "evaluation" if spec.shards == 1 else f"evaluation-{i}"
+            shard_args = ("--shard", f"{i}/{spec.shards}")
+            runs.append(
+                _start_step(ctx, node, "runners.evaluation", config, log_name=name, args=shard_args)
+            )
+        deadline = time.monotonic() + spec.timeouts.total + STEP_GRACE_S
+        finished = [_finish_step(ctx, run, max(1.0, deadline - time.monotonic())) for run in runs]
+    return _merge_shards(runs, finished, spec.shards)
+
+
+_SUMMED = ("errors", "requests", "retries", "resumed_rows")
+
+
+def _merge_shards(
+    runs: list[_StepRun], finished: list[tuple[dict[str, Any], str | None]], shards: int
+) -> StepOutcome:
+    """One outcome for all shards: counts summed, the first failure's log kept."""
+    metrics = {k: float(sum(r.get(k) or 0 for r, _ in finished)) for k in _SUMMED}
+    if any("in_flight_s" in r for r, _ in finished):
+        metrics["in_flight_s"] = float(max(r.get("in_flight_s") or 0 for r, _ in finished))
+    rows = sum(int(r.get("rows") or 0) for r, _ in finished)
+    failures = [
+        (i, run, err) for i, (run, (_, err)) in enumerate(zip(runs, finished, strict=True)) if err
+    ]
+    if not failures:
+        return StepOutcome(rows=rows, metrics=metrics, log=runs[0].log_relative)
+    if shards == 1:
+        error = failures[0][2]
+    else:
+        error = "\n".join(f"shard {i}/{shards}: {err}" for i, _, err in failures)
+    return StepOutcome(error=error, rows=rows, metrics=metrics, log=failures[0][1].log_relative)
+
+
+def _server_log(ctx: RunContext, node: Node) -> str | None:
+    """The log of a server this node started, when starting it is what failed."""
+    if node.kind != "Evaluation":
+        return None
+    logs = sorted(ctx.log_dir(node).glob("server-*.log"))
+    return f"{LOGS_DIR}/{logs[0].name}" if logs else None
+
+
+def _upload_logs(ctx: RunContext, node: Node) -> None:
+    """Copy a remote store's logs from the work directory into the node directory."""
+    if ctx.store.is_local:
+        return
+    local = ctx.log_dir(node)
+    for path in sorted(local.glob("*.log")):
+        with contextlib.suppress(OSError):
+            ctx.store.write_bytes(path.read_bytes(), node.store_path, LOGS_DIR, path.name)
+
+
+_STEPS: dict[str, Callable[[RunContext, Node], StepOutcome]] = {
+    "Dataset": _dataset,
+    "Evaluation": _evaluation,
+    "Method": _method,
+}
