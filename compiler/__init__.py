@@ -5,6 +5,9 @@ Example:
     >>> graph = resolve_graph(load_project(Path("."), [Path("audits/tutorial")]))
 """
 
+from ._git import GitError, load_baseline, load_project_at
+from ._graph_render import GRAPH_SCHEMA_VERSION, render_graph
+from ._plan import PLAN_SCHEMA_VERSION, Baseline, BaselineNode, Plan, PlanEntry, plan, render_plan
 from ._project import (
     LoadedResource,
     PathRef,
@@ -15,21 +18,37 @@ from ._project import (
     references,
 )
 from ._resolve import ID_LENGTH, Graph, Node, NodeId, resolve_graph
+from ._schema_docs import render_schema, spec_json_schema, spec_reference_markdown
 from ._validate import hash_path, load_project
 
 __all__ = [
+    "GRAPH_SCHEMA_VERSION",
     "ID_LENGTH",
+    "PLAN_SCHEMA_VERSION",
+    "Baseline",
+    "BaselineNode",
+    "GitError",
     "Graph",
     "LoadedResource",
     "Node",
     "NodeId",
     "PathRef",
+    "Plan",
+    "PlanEntry",
     "Project",
     "Reference",
     "SourceLocation",
     "hash_path",
+    "load_baseline",
     "load_project",
+    "load_project_at",
     "path_refs",
+    "plan",
     "references",
+    "render_graph",
+    "render_plan",
+    "render_schema",
     "resolve_graph",
+    "spec_json_schema",
+    "spec_reference_markdown",
 ]

@@ -1,0 +1,229 @@
+"""Baselines for `auditc plan`: the project as it was at a git ref, or what a store holds.
+
+The files under the project root at that ref are copied, blob by blob, into a
+temporary directory (`git ls-tree` + `git cat-file --batch`), which is then loaded
+like any project. The working tree, the index and HEAD are never touched, and no
+git filters or hooks run (blobs are read raw), so planning a pull request from a
+fork executes nothing from it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from schemas import Issue, SpecError, UsageError
+
+from ._plan import Baseline
+from ._project import Project
+from ._resolve import resolve_graph
+from ._validate import load_project
+
+__all__ = ["GitError", "checkout_tree", "load_baseline", "load_project_at"]
+
+_GIT_TIMEOUT = 120.0
+
+
+class GitError(UsageError):
+    """git is missing, the project is not in a repository, or the ref is unknown."""
+
+    code = "git"
+
+
+def load_baseline(
+    root: Path, paths: list[Path], *, against: str | None = None, store: str | None = None
+) -> Baseline:
+    """The baseline of a plan: the graph at git ref `against`, else what `store` holds.
+
+    A local store that does not exist yet is an empty baseline (everything is new).
+
+    Args:
+        root: the project root.
+        paths: the spec paths, as for `load_project`.
+        against: a git ref; when given, `store` is not read.
+        store: a store URI or directory (default `<root>/.auditc`).
+
+    Raises:
+        GitError: `against` cannot be read from git.
+        SpecError: the specs at `against` are invalid.
+        StoreError: the store cannot be read.
+    """
+    if against is not None:
+        graph = resolve_graph(load_project_at(root, against, paths))
+        return Baseline.from_graph(graph, f"git {against}")
+    uri = store if store is not None else str(root / ".auditc")
+    if "://" not in uri and not Path(uri).expanduser().is_dir():
+        return Baseline.empty(f"store {uri} (empty)")
+    from schemas import Store
+
+    opened = Store.open(uri, create=False)
+    return Baseline.from_manifests(opened.manifests(), f"store {uri}")
+
+
+def load_project_at(root: Path, ref: str, paths: list[Path]) -> Project:
+    """Load the specs as they were at `ref`, with the same spec paths as now.
+
+    Spec paths that did not exist at `ref` are skipped; if none existed, the project
+    at `ref` is empty (everything is new).
+
+    Args:
+        root: the project root now (inside a git work tree).
+        ref: any commit-ish git understands (`HEAD~1`, `main`, a sha).
+        paths: spec files or directories, under `root`.
+
+    Returns:
+        The project at `ref`; its `root` is a temporary directory that is removed on return,
+        so use it only for what was already read (resources and file hashes).
+
+    Raises:
+        GitError: not a git repository, unknown ref, or git failed.
+        SpecError: the specs at `ref` are invalid (file names are prefixed with `ref:`).
+    """
+    root = root.resolve()
+    with checkout_tree(root, ref) as tree:
+        relative = [_relative(root, p) for p in paths]
+        existing = [tree / r for r in relative if (tree / r).exists()]
+        if not existing:
+            return Project(tree, {}, {})
+        try:
+            return load_project(tree, existing)
+        except SpecError as exc:
+            issues = [_at_ref(issue, ref) for issue in exc.issues]
+            raise type(exc)(issues) from None
+
+
+def _at_ref(issue: Issue, ref: str) -> Issue:
+    return Issue(
+        f"{ref}:{issue.file}",
+        issue.line,
+        issue.column,
+        issue.message,
+        issue.code,
+        issue.resource,
+        issue.path,
+    )
+
+
+def _relative(root: Path, path: Path) -> Path:
+    absolute = Path(os.path.abspath(path))
+    if not absolute.is_relative_to(root):
+        raise UsageError(f"spec path {str(path)!r} is outside the project root {str(root)!r}")
+    return absolute.relative_to(root)
+
+
+@contextmanager
+def checkout_tree(root: Path, ref: str) -> Iterator[Path]:
+    """Write the files under `root` as they were at `ref` into a temporary directory.
+
+    Yields:
+        The temporary directory that stands for `root` at `ref`.
+
+    Raises:
+        GitError: as for `load_project_at`.
+    """
+    toplevel = Path(_git(root, "rev-parse", "--show-toplevel").strip()).resolve()
+    prefix = root.relative_to(toplevel).as_posix() if root != toplevel else ""
+    commit = _resolve_ref(root, ref)
+    temp = Path(tempfile.mkdtemp(prefix="auditc-git-"))
+    try:
+        _extract(toplevel, commit, prefix, temp)
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _resolve_ref(root: Path, ref: str) -> str:
+    if ref.startswith("-"):
+        raise GitError(f"git ref {ref!r} is not valid; expected a commit, branch or tag")
+    try:
+        return _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
+    except GitError:
+        raise GitError(
+            f"unknown git ref {ref!r} in {root}; expected a commit, branch or tag "
+            "(is the history fetched? CI checkouts are often shallow: fetch-depth 0)"
+        ) from None
+
+
+def _extract(toplevel: Path, commit: str, prefix: str, target: Path) -> None:
+    listing = _git(toplevel, "ls-tree", "-r", "-z", "--full-tree", commit, "--", prefix or ".")
+    entries: list[tuple[str, str, str]] = []
+    for record in listing.split("\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition("\t")
+        mode, kind, sha = meta.split()
+        if kind == "blob":
+            entries.append((mode, sha, path))
+    blobs = _read_blobs(toplevel, [sha for _, sha, _ in entries])
+    for mode, sha, path in entries:
+        relative = PurePosixPath(path)
+        if prefix:
+            relative = relative.relative_to(prefix)
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if mode == "120000":
+            # A symlink: recreate it as is; validation refuses targets outside the root.
+            os.symlink(blobs[sha].decode("utf-8", errors="replace"), destination)
+        else:
+            destination.write_bytes(blobs[sha])
+
+
+def _read_blobs(toplevel: Path, shas: list[str]) -> dict[str, bytes]:
+    unique = list(dict.fromkeys(shas))
+    if not unique:
+        return {}
+    process = subprocess.run(
+        ["git", "cat-file", "--batch"],
+        cwd=toplevel,
+        input="".join(f"{sha}\n" for sha in unique).encode(),
+        capture_output=True,
+        timeout=_GIT_TIMEOUT,
+        check=False,
+        env=_git_env(),
+    )
+    if process.returncode != 0:
+        raise GitError(f"git cat-file failed: {process.stderr.decode(errors='replace').strip()}")
+    out = process.stdout
+    blobs: dict[str, bytes] = {}
+    position = 0
+    for sha in unique:
+        header_end = out.index(b"\n", position)
+        _, _, size = out[position:header_end].decode().split()
+        start = header_end + 1
+        blobs[sha] = out[start : start + int(size)]
+        position = start + int(size) + 1
+    return blobs
+
+
+def _git(cwd: Path, *args: str) -> str:
+    try:
+        process = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            timeout=_GIT_TIMEOUT,
+            check=False,
+            env=_git_env(),
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed; --against needs git on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} took longer than {_GIT_TIMEOUT:.0f} s") from None
+    if process.returncode != 0:
+        stderr = process.stderr.decode(errors="replace").strip()
+        if "not a git repository" in stderr:
+            raise GitError(f"{cwd} is not inside a git repository; --against needs one")
+        raise GitError(f"git {args[0]} failed: {stderr or 'exit ' + str(process.returncode)}")
+    return process.stdout.decode("utf-8", errors="surrogateescape")
+
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Never prompt (CI has no terminal) and never page.
+    env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "LC_ALL": "C"})
+    return env

@@ -1,0 +1,381 @@
+"""Stage 4, plan: a resolved `Graph` + a `Baseline` → a `Plan` of what a run would do.
+
+The baseline is what already exists: the graph of another git ref
+(`Baseline.from_graph`) or what a store holds (`Baseline.from_manifests`). Only
+workflow nodes (Dataset, Evaluation, Method) are planned; configuration kinds
+(Model, Module, InferenceService, InferenceSession) appear in the reasons of the
+workflows that depend on them.
+
+Pure: no files are read and nothing is written. `render_plan` turns a plan into
+text, JSON (with a `schema_version`) or Markdown for a pull-request comment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas import WORKFLOW_KINDS, Manifest, UsageError
+
+from ._resolve import Graph, Node
+
+__all__ = [
+    "PLAN_SCHEMA_VERSION",
+    "Action",
+    "Baseline",
+    "BaselineNode",
+    "Plan",
+    "PlanEntry",
+    "PlanFormat",
+    "plan",
+    "render_plan",
+]
+
+PLAN_SCHEMA_VERSION = 1
+Action = Literal["create", "re-run", "keep", "remove"]
+PlanFormat = Literal["text", "json", "markdown"]
+_ACTIONS: tuple[Action, ...] = ("create", "re-run", "keep", "remove")
+_SYMBOL: dict[Action, str] = {"create": "+", "re-run": "~", "keep": "=", "remove": "-"}
+_MAX_REASONS = 8
+"""Reasons listed per node; the rest are counted."""
+
+
+@dataclass(frozen=True)
+class BaselineNode:
+    """What the baseline knows about one node."""
+
+    kind: str
+    name: str
+    id: str
+    spec: dict[str, Any] | None = None
+    """The spec as `model_dump(mode="json")`, names not replaced; None when unknown."""
+    upstream: dict[str, str] = field(default_factory=dict)
+    """`Kind/name` → id of each direct upstream node."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Project-relative path → hash of each file it read."""
+    complete: bool = True
+    """False when the baseline holds it only as a failed run."""
+
+    @property
+    def key(self) -> str:
+        """`Kind/name`."""
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The nodes a plan compares against, by `Kind/name`, and a description for headers."""
+
+    description: str
+    nodes: dict[str, BaselineNode]
+    complete: frozenset[tuple[str, str]] = frozenset()
+    """(`Kind/name`, id) pairs held complete; a store may hold several ids per name."""
+
+    @classmethod
+    def empty(cls, description: str = "nothing") -> Baseline:
+        """A baseline with no nodes: everything is created."""
+        return cls(description, {})
+
+    @classmethod
+    def from_graph(cls, graph: Graph, description: str) -> Baseline:
+        """Every node of a resolved graph (for `plan --against GIT_REF`)."""
+        nodes = {node.key: _baseline_node(graph, node) for node in graph}
+        return cls(description, nodes, frozenset((k, n.id) for k, n in nodes.items()))
+
+    @classmethod
+    def from_manifests(cls, manifests: Iterable[Manifest], description: str) -> Baseline:
+        """What a store holds: per `Kind/name` the newest complete manifest (else newest failed)."""
+        chosen: dict[str, Manifest] = {}
+        complete: set[tuple[str, str]] = set()
+        for manifest in manifests:
+            key = f"{manifest.kind}/{manifest.name}"
+            if manifest.status == "complete":
+                complete.add((key, manifest.id))
+            if key not in chosen or _newer(manifest, chosen[key]):
+                chosen[key] = manifest
+        nodes = {key: _manifest_node(m) for key, m in chosen.items()}
+        return cls(description, nodes, frozenset(complete))
+
+
+def _newer(candidate: Manifest, current: Manifest) -> bool:
+    rank = (candidate.status == "complete", candidate.finished_at)
+    return rank > (current.status == "complete", current.finished_at)
+
+
+def _baseline_node(graph: Graph, node: Node) -> BaselineNode:
+    upstream = {graph[name].key: graph[name].id for name in node.upstream}
+    spec = node.resource.spec.model_dump(mode="json")
+    return BaselineNode(node.kind, node.name, node.id, spec, upstream, dict(node.files))
+
+
+def _manifest_node(manifest: Manifest) -> BaselineNode:
+    return BaselineNode(
+        manifest.kind,
+        manifest.name,
+        manifest.id,
+        dict(manifest.spec) or None,
+        dict(manifest.upstream),
+        dict(manifest.input_files),
+        manifest.status == "complete",
+    )
+
+
+class PlanEntry(BaseModel):
+    """One planned node."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Action
+    kind: str
+    name: str
+    id: str | None
+    """The node's id now (None for `remove`)."""
+    previous_id: str | None = None
+    """The id in the baseline (None for `create`)."""
+    reasons: list[str] = []
+    """Why it re-runs: changed fields, files or upstream nodes."""
+
+    @property
+    def key(self) -> str:
+        """`Kind/name`."""
+        return f"{self.kind}/{self.name}"
+
+
+class Plan(BaseModel):
+    """What a run would create, re-run, keep and remove; `plan.json` when written out."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = PLAN_SCHEMA_VERSION
+    baseline: str
+    """What the plan compares against (`git HEAD~1`, `store .auditc`)."""
+    entries: list[PlanEntry]
+    """Graph order (dependencies first), then removals."""
+
+    def of(self, action: Action) -> list[PlanEntry]:
+        """The entries with one action."""
+        return [e for e in self.entries if e.action == action]
+
+    def counts(self) -> dict[str, int]:
+        """Entries per action."""
+        return {action: len(self.of(action)) for action in _ACTIONS}
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether anything would be created, re-run or removed."""
+        return any(e.action != "keep" for e in self.entries)
+
+
+def plan(graph: Graph, baseline: Baseline) -> Plan:
+    """Compare a graph with a baseline, node by node.
+
+    A workflow node whose id is complete in the baseline is kept; one whose
+    `Kind/name` the baseline holds with another id (or only as a failed run) is
+    re-run, with the reasons; others are created. Baseline workflow nodes whose
+    `Kind/name` is gone are removed.
+
+    Args:
+        graph: the resolved graph of the specs now.
+        baseline: what exists already.
+
+    Returns:
+        The plan, in graph order, removals last.
+
+    Example:
+        >>> plan(graph, Baseline.from_graph(old_graph, "git HEAD~1")).counts()  # doctest: +SKIP
+        {'create': 0, 're-run': 2, 'keep': 5, 'remove': 0}
+    """
+    explainer = _Explainer(graph, baseline)
+    entries: list[PlanEntry] = []
+    for node in graph:
+        if node.is_workflow:
+            entries.append(_entry(node, baseline, explainer))
+    keys = {node.key for node in graph}
+    for key, old in baseline.nodes.items():
+        if old.kind in WORKFLOW_KINDS and key not in keys:
+            entries.append(
+                PlanEntry(
+                    action="remove",
+                    kind=old.kind,
+                    name=old.name,
+                    id=None,
+                    previous_id=old.id,
+                    reasons=["no longer in the specs"],
+                )
+            )
+    return Plan(baseline=baseline.description, entries=entries)
+
+
+def _entry(node: Node, baseline: Baseline, explainer: _Explainer) -> PlanEntry:
+    old = baseline.nodes.get(node.key)
+    if (node.key, node.id) in baseline.complete:
+        return PlanEntry(
+            action="keep", kind=node.kind, name=node.name, id=node.id, previous_id=node.id
+        )
+    if old is None:
+        return PlanEntry(action="create", kind=node.kind, name=node.name, id=node.id)
+    reasons = ["the last run failed"] if old.id == node.id else explainer.reasons(node)
+    return PlanEntry(
+        action="re-run",
+        kind=node.kind,
+        name=node.name,
+        id=node.id,
+        previous_id=old.id,
+        reasons=_cap(reasons),
+    )
+
+
+def _cap(reasons: list[str]) -> list[str]:
+    if len(reasons) <= _MAX_REASONS:
+        return reasons
+    return [*reasons[:_MAX_REASONS], f"and {len(reasons) - _MAX_REASONS} more changes"]
+
+
+@dataclass
+class _Explainer:
+    """Says why a node's id differs from the baseline's, following config nodes upstream."""
+
+    graph: Graph
+    baseline: Baseline
+    _memo: dict[str, list[str]] = field(default_factory=dict)
+
+    def reasons(self, node: Node) -> list[str]:
+        if node.name in self._memo:
+            return self._memo[node.name]
+        old = self.baseline.nodes.get(node.key)
+        found: list[str] = []
+        if old is not None:
+            found += _spec_changes(old.spec, node.resource.spec.model_dump(mode="json"))
+            found += _file_changes(old.files, node.files)
+            found += self._upstream_changes(node, old)
+        if not found:
+            found = ["its id changed (the id rules, or an input not shown here)"]
+        self._memo[node.name] = found
+        return found
+
+    def _upstream_changes(self, node: Node, old: BaselineNode) -> list[str]:
+        found: list[str] = []
+        for name in node.upstream:
+            up = self.graph[name]
+            before = old.upstream.get(up.key)
+            if before is None and old.upstream:
+                found.append(f"now depends on {up.key}")
+            elif before is not None and before != up.id:
+                found.append(self._describe_upstream(up))
+        now = {self.graph[n].key for n in node.upstream}
+        found += [f"no longer depends on {key}" for key in sorted(set(old.upstream) - now)]
+        return found
+
+    def _describe_upstream(self, up: Node) -> str:
+        if up.is_workflow:
+            return f"upstream {up.key} changed"
+        # Configuration kinds are not planned themselves, so say what changed in them.
+        inner = self.reasons(up) if up.key in self.baseline.nodes else []
+        detail = f" ({'; '.join(inner[:3])}{'; …' if len(inner) > 3 else ''})" if inner else ""
+        return f"upstream {up.key} changed{detail}"
+
+
+def _spec_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    if old is None:
+        return []
+    return [f"{path} changed" for path in _diff_paths(old, new, "spec")]
+
+
+def _diff_paths(old: Any, new: Any, prefix: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        paths: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            label = f"`{key}`" if "." in str(key) else str(key)
+            child = f"{prefix}.{label}"
+            if key not in old or key not in new:
+                paths.append(child)
+            else:
+                paths += _diff_paths(old[key], new[key], child)
+        return paths
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        paths = []
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            paths += _diff_paths(a, b, f"{prefix}.{i}")
+        return paths
+    return [] if old == new else [prefix]
+
+
+def _file_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    found = [
+        f"file {path} changed" for path in sorted(new) if path in old and old[path] != new[path]
+    ]
+    found += [f"reads {path}" for path in sorted(set(new) - set(old))]
+    return found
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_plan(result: Plan, format: PlanFormat = "text") -> str:
+    """Render a plan as `text` (terminal), `json` (machines) or `markdown` (PR comments).
+
+    Raises:
+        UsageError: an unknown format.
+    """
+    if format == "text":
+        return _render_text(result)
+    if format == "json":
+        return json.dumps(result.model_dump(mode="json"), indent=2) + "\n"
+    if format == "markdown":
+        return _render_markdown(result)
+    raise UsageError(f"unknown plan format {format!r}; expected text, json or markdown")
+
+
+def _summary(result: Plan) -> str:
+    counts = result.counts()
+    return (
+        f"{counts['create']} to create, {counts['re-run']} to re-run, "
+        f"{counts['keep']} to keep, {counts['remove']} to remove"
+    )
+
+
+def _render_text(result: Plan) -> str:
+    lines = [f"Plan against {result.baseline}: {_summary(result)}."]
+    for action in _ACTIONS:
+        entries = result.of(action)
+        if not entries:
+            continue
+        lines.append("")
+        lines.append(f"{_SYMBOL[action]} {action} ({len(entries)})")
+        for entry in entries:
+            shown_id = entry.id if entry.id is not None else entry.previous_id
+            was = f" (was {entry.previous_id})" if action == "re-run" and entry.previous_id else ""
+            lines.append(f"  {_SYMBOL[action]} {entry.key}  {shown_id}{was}")
+            if action == "re-run":
+                lines.extend(f"      {reason}" for reason in entry.reasons)
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _render_markdown(result: Plan) -> str:
+    lines = [f"### auditc plan against {_md(result.baseline)}", "", f"**{_summary(result)}**", ""]
+    changed = [e for e in result.entries if e.action != "keep"]
+    if changed:
+        lines += ["| | resource | id | why |", "|---|---|---|---|"]
+        for entry in changed:
+            shown_id = entry.id or entry.previous_id or ""
+            why = "; ".join(entry.reasons) or ("new" if entry.action == "create" else "")
+            lines.append(
+                f"| {_SYMBOL[entry.action]} {entry.action} | `{_md(entry.key)}` | "
+                f"`{shown_id[:12]}` | {_md(why)} |"
+            )
+    else:
+        lines.append("No workflow changes.")
+    kept = result.of("keep")
+    if kept:
+        lines += ["", f"<details><summary>{len(kept)} kept</summary>", ""]
+        lines += [f"- `{_md(e.key)}` `{(e.id or '')[:12]}`" for e in kept]
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
