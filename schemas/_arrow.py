@@ -23,6 +23,8 @@ def arrow_type(name: str) -> pa.DataType:
         return pa.list_(arrow_type(name[5:-1]))
     if name.startswith("timestamp[") and name.endswith("]"):
         return pa.timestamp(name[10:-1])
+    if name == "bool":  # pyarrow spells the factory `bool_`
+        return pa.bool_()
     factory = getattr(pa, name, None)
     if factory is None:
         raise ValueError(f"unknown Arrow type {name!r}")
