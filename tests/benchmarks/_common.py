@@ -329,19 +329,20 @@ class BenchServer:
 
 
 def prompts(n: int, seed: int = 0) -> list[str]:
-    """`n` distinct prompts of 150–250 characters (the peers' benchmark used the same shape)."""
+    """`n` distinct prompts of 150–250 characters (the shape the peers were measured with).
+
+    Each is `Row <i>: ` followed by words from a pool of random sentences, so a million
+    of them take a second to make and no two are equal.
+    """
     rng = random.Random(seed)
+    pool = []
+    for _ in range(4099):
+        words = [rng.choice(_WORDS) for _ in range(60)]
+        pool.append((rng.randint(150, 250), " ".join(words)))
     out: list[str] = []
     for i in range(n):
-        target = rng.randint(150, 250)
-        head = f"Row {i}: "
-        words = []
-        size = len(head)
-        while size < target:
-            word = rng.choice(_WORDS)
-            words.append(word)
-            size += len(word) + 1
-        out.append((head + " ".join(words))[:target])
+        length, text = pool[i % len(pool)]
+        out.append(f"Row {i}: {text}"[:length])
     return out
 
 

@@ -30,6 +30,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import _client_config
 import _common as common
 import _project
 
@@ -155,22 +156,11 @@ def run_client(
     tool: str = "evaluation client",
 ) -> Run:
     """The evaluation client alone (`python -m runners.evaluation CONFIG.json`)."""
-    out = Path(json.loads(config.read_text())["output"])
+    out = _client_config.output_of(config)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     cmd = common.pinned([common.PYTHON, "-m", "runners.evaluation", str(config)])
     return _server_run(server, tool, mode, conc, cmd, rows, env={"PYTHONPATH": str(common.REPO)})
-
-
-def client_config(project: Path, work: Path) -> Path | None:
-    """An evaluation-client config built from the project's compiled graph.
-
-    It is taken from what `auditc compile --target local` writes for the Evaluation node,
-    so the client runs exactly as `auditc run` runs it. None when that is not available.
-    """
-    import _client_config
-
-    return _client_config.build(project, work)
 
 
 def _safe(label: str, fn, *args, **kwargs) -> Run | None:  # type: ignore[no-untyped-def]
@@ -200,28 +190,50 @@ def measure_mode(
             project = _project.evaluation_project(
                 work / f"{mode}-c{conc}", data, server.url, concurrency=conc
             )
-            config = (
-                None
-                if args.skip_auditc
-                else _safe("client config", client_config, project, work / f"cfg-{mode}-{conc}")
-            )
+            config: Path | None = None
             for rep in range(args.repeats):
                 print(f"  {mode} c={conc} repeat {rep + 1}/{args.repeats}", flush=True)
-                todo = [
-                    ("wrk", run_wrk, (server, mode, conc, body, args.wrk_seconds)),
-                    ("bare", run_bare, (server, mode, conc, data, args.rows)),
-                ]
-                if not args.skip_auditc:
-                    todo.append(("auditc", run_auditc, (server, mode, conc, project, args.rows)))
-                    if config is not None:
-                        todo.append(("client", run_client, (server, mode, conc, config, args.rows)))
-                for label, fn, fargs in todo:
-                    run = _safe(label, fn, *fargs)
+                runs += _repeat(server, mode, conc, args, data, body, project)
+                if config is None and not args.skip_auditc:
+                    # The client alone reads the dataset node the auditc run just ingested.
+                    config = _safe(
+                        "client config",
+                        _client_config.build,
+                        project,
+                        work / f"client-{mode}-c{conc}",
+                        server.url,
+                    )
+                if config is not None:
+                    run = _safe("client", run_client, server, mode, conc, config, args.rows)
                     if run is not None:
                         _print_run(run)
                         runs.append(run)
         if args.batch > 1 and delay == 0:
             runs += _measure_batching(server, mode, args, work, data)
+    return runs
+
+
+def _repeat(
+    server: common.BenchServer,
+    mode: str,
+    conc: int,
+    args: argparse.Namespace,
+    data: Path,
+    body: Path,
+    project: Path,
+) -> list[Run]:
+    runs: list[Run] = []
+    todo = [
+        ("wrk", run_wrk, (server, mode, conc, body, args.wrk_seconds)),
+        ("bare", run_bare, (server, mode, conc, data, args.rows)),
+    ]
+    if not args.skip_auditc:
+        todo.append(("auditc", run_auditc, (server, mode, conc, project, args.rows)))
+    for label, fn, fargs in todo:
+        run = _safe(label, fn, *fargs)
+        if run is not None:
+            _print_run(run)
+            runs.append(run)
     return runs
 
 
