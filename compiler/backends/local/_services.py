@@ -91,7 +91,7 @@ def start_servers(
     if runner.kind == "external":
         url = runner.url.rstrip("/")
         if runner.health_path is not None:
-            _wait_external(service_name, url + runner.health_path, ready_timeout)
+            _wait_ready(service_name, url + runner.health_path, None, None, ready_timeout)
         return RunningService(service_name, [url])
     if runner.kind not in LOCAL_RUNNERS:
         raise BackendError(
@@ -144,37 +144,18 @@ def _spawn_server(
 
 
 def _wait_ready(
-    service: str, url: str, proc: subprocess.Popen[bytes], log: Path | None, timeout: float
+    service: str,
+    url: str,
+    proc: subprocess.Popen[bytes] | None,
+    log: Path | None,
+    timeout: float,
 ) -> None:
     from runners.inference import wait_ready
 
     try:
-        wait_ready(url, timeout, process=proc)
+        wait_ready(url, timeout, process=proc, log=log)
     except InferenceError as exc:
-        where = f" (log: {log})" if log is not None else ""
-        raise InferenceError(f"InferenceService/{service} at {url}: {exc}{where}") from exc
-
-
-def _wait_external(service: str, health_url: str, timeout: float) -> None:
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(health_url, timeout=min(5.0, timeout))
-            if response.status_code == 200:
-                return
-            last = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.5)
-    raise InferenceError(
-        f"InferenceService/{service}: {health_url} did not answer 200 within {timeout:g}s "
-        f"(last: {last})"
-    )
+        raise InferenceError(f"InferenceService/{service}: {exc}") from exc
 
 
 def _free_port() -> int:

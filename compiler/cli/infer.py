@@ -1,0 +1,114 @@
+"""`auditc infer SERVICE ROW [PATHS] [--url URL]`: one row through a service, printed as JSON.
+
+The row goes through the service's request adapters, the service, and its
+response adapters, exactly as an Evaluation sends it: a quick way to check an
+interface while writing an audit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._common import EXIT_CODES_HELP, Settings, paths_argument
+
+
+@click.command(
+    "infer",
+    epilog=EXIT_CODES_HELP,
+    short_help="Send one row through a service's adapters and print the output.",
+)
+@click.argument("service")
+@click.argument("row")
+@paths_argument()
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Base URL of a running server of SERVICE (from `auditc serve`); "
+    "without it the service is started for this one row.",
+)
+@click.option(
+    "--ready-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Seconds the started server has to answer /health.",
+)
+@click.pass_obj
+def command(
+    settings: Settings,
+    service: str,
+    row: str,
+    paths: tuple[str, ...],
+    url: str | None,
+    ready_timeout: float,
+) -> None:
+    """Send ROW (a JSON object, or - to read it from stdin) through SERVICE; print the output row.
+
+    Example: auditc infer offensive-filter '{"text": "have a nice day"}'
+    """
+    from compiler import load_project, resolve_graph
+    from compiler.backends.local import start_service
+    from runners.evaluation import infer_row
+    from schemas import InferenceService
+
+    parsed = _parse_row(sys.stdin.read() if row == "-" else row)
+    graph = resolve_graph(load_project(settings.project_dir, settings.spec_paths(paths)))
+    resource = _service(graph, service)
+    assert isinstance(resource, InferenceService)
+    api_key = _api_key(resource)
+    if url is not None:
+        output = infer_row(resource, url, parsed, api_key)
+    else:
+        with (
+            tempfile.TemporaryDirectory(prefix="auditc-infer-") as logs,
+            start_service(
+                graph, service, log_dir=Path(logs), ready_timeout=ready_timeout
+            ) as running,
+        ):
+            output = infer_row(resource, running.urls[0], parsed, api_key)
+    click.echo(json.dumps(output, ensure_ascii=False, default=str))
+
+
+def _parse_row(text: str) -> dict[str, Any]:
+    from schemas import UsageError
+
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"ROW is not valid JSON ({exc}): {text[:50]!r}") from exc
+    if not isinstance(value, dict):
+        raise UsageError(f'ROW must be a JSON object like \'{{"text": "hi"}}\', not {text[:50]!r}')
+    return value
+
+
+def _service(graph: Any, name: str) -> Any:
+    from schemas import InferenceService, UsageError
+
+    from .serve import _not_a_service
+
+    node = graph.nodes.get(name)
+    if node is None or not isinstance(node.resource, InferenceService):
+        raise UsageError(_not_a_service(graph, name).replace(" or InferenceSession", ""))
+    return node.resource
+
+
+def _api_key(service: Any) -> str | None:
+    from schemas import UsageError
+
+    runner = service.spec.runner
+    env = runner.api_key_env if runner.kind == "external" else None
+    if env is None:
+        return None
+    key = os.environ.get(env)
+    if not key:
+        raise UsageError(
+            f"InferenceService/{service.name} reads its API key from ${env}, which is not set"
+        )
+    return key
