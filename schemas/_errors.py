@@ -8,7 +8,7 @@ AuditcError                 str(e) is the user-facing message; .code is a stable
 │   └── GraphError          unknown/duplicate names, wrong kinds, cycles, missing files, column mismatches
 ├── UsageError              a bad command-line argument or option value
 ├── StoreError · BackendError · MissingDependencyError (the message says what to install)
-└── RunnerError             InferenceError · EvaluationError · MethodError
+└── RunnerError             InferenceError · EvaluationError · MethodError · DatasetError
 InternalError               a bug: shown with a traceback and "please report"
 ```
 
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "AuditcError",
     "BackendError",
+    "DatasetError",
     "EvaluationError",
     "GraphError",
     "InferenceError",
@@ -190,6 +191,12 @@ class MethodError(RunnerError):
     """A method (Python function or notebook) raised, or its outputs are invalid."""
 
     code = "method"
+
+
+class DatasetError(RunnerError):
+    """A dataset could not be ingested: unreadable file, a row that does not fit its columns."""
+
+    code = "dataset"
 
 
 @dataclass
