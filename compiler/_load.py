@@ -56,6 +56,7 @@ _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "nul
 _SEQ_TAG = f"{_TAG}seq"
 _MAP_TAG = f"{_TAG}map"
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_ALLOWED_TAGS = "only the standard tags !!str, !!int, !!float, !!bool, !!null, !!seq and !!map are"
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def discover_spec_files(root: Path, paths: Iterable[Path]) -> tuple[list[Path], 
                     _display(root, path),
                     0,
                     0,
-                    f"is a symlink to {path.resolve()}, outside the project root",
+                    "is a symlink that leads outside the project root",
                     "path-outside-root",
                 )
             )
@@ -381,8 +382,7 @@ class _Builder:
         if tag not in _SCALAR_TAGS:
             shown = tag.replace(_TAG, "!!") if tag.startswith(_TAG) else tag
             raise _LoadProblem(
-                f"YAML tag {shown!r} is not allowed; only standard tags "
-                "(str, int, float, bool, null) are",
+                f"YAML tag {shown!r} is not allowed; {_ALLOWED_TAGS}",
                 "unsafe-tag",
                 node.start_mark,
             )
@@ -395,7 +395,7 @@ class _Builder:
         if node.tag != expected:
             shown = node.tag.replace(_TAG, "!!") if node.tag.startswith(_TAG) else node.tag
             raise _LoadProblem(
-                f"YAML tag {shown!r} is not allowed; only standard tags (seq, map) are",
+                f"YAML tag {shown!r} is not allowed; {_ALLOWED_TAGS}",
                 "unsafe-tag",
                 node.start_mark,
             )

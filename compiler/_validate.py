@@ -472,11 +472,15 @@ class _GraphChecker:
             return False
         provided = _provides(found)
         if provided not in wanted:
-            what = provided if provided == found.resource.kind else f"Method producing a {provided}"
+            what = (
+                _a(provided)
+                if provided == found.resource.kind
+                else f"a Method producing {_a(provided)}"
+            )
             self.add(
                 loaded,
                 path,
-                f"{target!r} is a {what} ({found.location}); expected {_either(wanted, article=True)}",
+                f"{target!r} is {what} ({found.location}); expected {_either(wanted, article=True)}",
                 "wrong-kind-reference",
             )
             return False
@@ -582,14 +586,7 @@ class _GraphChecker:
                 continue
             provided = _provides(target)
             if item.kind is not None and item.kind != provided:
-                self.add(
-                    loaded,
-                    ("spec", "inputs", keyword, "kind"),
-                    f"input {keyword!r} is declared as a {item.kind}, but {item.resource!r} "
-                    f"is a {provided}",
-                    "wrong-kind-reference",
-                )
-                continue
+                continue  # reported as a wrong-kind reference already
             columns = self._columns_of(target)
             if columns is None:
                 continue
@@ -652,10 +649,14 @@ def _expected_kinds(resource: AnyResource, path: FieldPath, kinds: tuple[str, ..
 def _either(kinds: Iterable[str], *, article: bool = False) -> str:
     names = sorted(kinds, key=lambda k: (KINDS + ("Measurement",)).index(k))
     if article:
-        names = [("an " if n[0] in "AEIOU" else "a ") + n for n in names]
+        names = [_a(n) for n in names]
     if len(names) == 1:
         return names[0]
     return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "AEIOU" else "a ") + word
 
 
 def _normalise(base_dir: str, value: str) -> str | None:
@@ -711,7 +712,7 @@ def _checked_hash(root: Path, project_path: str, kind: str) -> str | Issue:
             "",
             0,
             0,
-            f"{project_path!r} is a symlink to {resolved}, outside the project root",
+            f"{project_path!r} is a symlink that leads outside the project root",
             "path-outside-root",
         )
     if kind == "file" and not resolved.is_file():
