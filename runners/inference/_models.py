@@ -175,6 +175,8 @@ class HuggingFacePredictor:
 
     def load(self) -> None:
         """Download (or find in the cache) the snapshot and build the pipeline."""
+        # The snapshot first: a missing model is reported before the slow torch import.
+        path = self._resolve_dir()
         try:
             import transformers
         except ImportError as exc:
@@ -182,7 +184,6 @@ class HuggingFacePredictor:
                 "the huggingface runner needs transformers and torch: "
                 "pip install 'auditc[huggingface]'"
             ) from exc
-        path = self._resolve_dir()
         device = self._device()
         try:
             self._pipe = transformers.pipeline(
@@ -223,9 +224,11 @@ class HuggingFacePredictor:
 
     def _shape(self, output: Any) -> JSON:
         if self.runner.task == "text-generation":
-            texts = [o["generated_text"] for o in output] if isinstance(output, list) else [
-                output["generated_text"]
-            ]
+            texts = (
+                [o["generated_text"] for o in output]
+                if isinstance(output, list)
+                else [output["generated_text"]]
+            )
             return {"generated_text": texts[0] if len(texts) == 1 else texts}
         if isinstance(output, list):  # top_k given: every label with its score
             return {"labels": [_jsonable_dict(o) for o in output]}

@@ -155,7 +155,9 @@ def _load_in_background(state: _State, loop: asyncio.AbstractEventLoop) -> None:
     threading.Thread(target=target, name="model-loader", daemon=True).start()
 
 
-def create_app(predictor: Predictor, endpoint: str, max_batch: int = DEFAULT_MAX_BATCH) -> Starlette:
+def create_app(
+    predictor: Predictor, endpoint: str, max_batch: int = DEFAULT_MAX_BATCH
+) -> Starlette:
     """The ASGI app serving `predictor` at `endpoint` (the model loads on startup).
 
     Args:

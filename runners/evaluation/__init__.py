@@ -1,0 +1,23 @@
+"""The evaluation client: a dataset shard through an inference service, into Parquet parts.
+
+Example:
+    >>> from runners.evaluation import EvaluationConfig, run_evaluation
+    >>> result = run_evaluation(EvaluationConfig.model_validate_json(text))  # doctest: +SKIP
+
+Run as `python -m runners.evaluation CONFIG.json [--shard i/n] [--result FILE]`.
+"""
+
+from ._client import parse_retry_after, run_evaluation, run_evaluation_async
+from ._config import DEFAULT_FLUSH_INTERVAL_S, DEFAULT_PART_ROWS, EvaluationConfig, EvaluationResult
+from ._infer import infer_row
+
+__all__ = [
+    "DEFAULT_FLUSH_INTERVAL_S",
+    "DEFAULT_PART_ROWS",
+    "EvaluationConfig",
+    "EvaluationResult",
+    "infer_row",
+    "parse_retry_after",
+    "run_evaluation",
+    "run_evaluation_async",
+]

@@ -1,0 +1,97 @@
+"""`python -m runners.evaluation CONFIG.json [--shard i/n] [--result FILE]`.
+
+Exit codes (docs/contracts.md): 0 complete, 1 the evaluation failed (its message on
+stderr), 2 invalid config or arguments, 3 a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import traceback
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from schemas import AuditcError
+
+from . import EvaluationConfig, EvaluationResult, run_evaluation
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERNAL = 0, 1, 3
+
+
+def _load_config(path: str, shard: str | None) -> EvaluationConfig:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise click.UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    try:
+        config = EvaluationConfig.model_validate_json(raw)
+        if shard is None and "JOB_COMPLETION_INDEX" in os.environ:
+            # A pod of an Indexed Job: the completion index is the shard.
+            shard = f"{os.environ['JOB_COMPLETION_INDEX']}/{config.evaluation.spec.shards}"
+        if shard is not None:
+            match = re.fullmatch(r"(\d+)/(\d+)", shard)
+            if match is None:
+                raise click.BadParameter(f"expected i/n, got {shard!r}", param_hint="--shard")
+            config = EvaluationConfig.model_validate(
+                {
+                    **config.model_dump(),
+                    "shard_index": int(match[1]),
+                    "shard_count": int(match[2]),
+                }
+            )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise click.UsageError(
+            f"{path}: not a valid EvaluationConfig: {where}: {first['msg']} "
+            f"({exc.error_count()} error(s))"
+        ) from exc
+    return config
+
+
+def _write_result(path: str | None, result: EvaluationResult) -> None:
+    if path is not None:
+        Path(path).write_text(result.model_dump_json(indent=2))
+
+
+@click.command()
+@click.argument("config", metavar="CONFIG.json")
+@click.option("--shard", metavar="i/n", help="Process shard i of n (default: the config's).")
+@click.option("--result", "result_path", metavar="FILE", help="Write the EvaluationResult as JSON.")
+@click.option("--log-level", default="INFO", envvar="AUDITC_LOG_LEVEL", show_default=True)
+def command(config: str, shard: str | None, result_path: str | None, log_level: str) -> None:
+    """Run one shard of the evaluation that CONFIG.json (a runners.evaluation.EvaluationConfig) describes."""
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    evaluation_config = _load_config(config, shard)
+    try:
+        result = run_evaluation(evaluation_config)
+    except AuditcError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code or EXIT_FAILED)
+    except Exception:
+        click.echo(traceback.format_exc(), err=True)
+        click.echo("internal error in the evaluation client (a bug: please report it)", err=True)
+        sys.exit(EXIT_INTERNAL)
+    _write_result(result_path, result)
+    summary = (
+        f"{result.rows} rows ({result.resumed_rows} resumed), {result.errors} errors, "
+        f"{result.requests} requests, {result.retries} retries in {result.duration_s:.1f} s"
+    )
+    if result.status == "failed":
+        click.echo(f"error: {result.message} ({summary})", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"evaluation complete: {summary}", err=True)
+    sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":
+    command()

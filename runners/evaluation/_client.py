@@ -1,0 +1,506 @@
+"""The evaluation client: every row of a dataset shard through a service, into Parquet parts.
+
+Stage: runner. Takes an `EvaluationConfig`, returns an `EvaluationResult`.
+
+The hot path is kept to a few Python operations per row, because a Python client's
+throughput is bound by its own CPU time per request (reference/performance.md):
+
+- rows are read in Arrow record batches and mapped to request bodies with adapters
+  compiled once; each body is serialised once (orjson) and reused for replications;
+- `concurrency` worker coroutines share one aiohttp `ClientSession` whose connector
+  holds `concurrency` connections;
+- results are appended as tuples; Parquet parts are built and written in a thread;
+- progress, the total timeout and time-based flushes run in one ticker task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from schemas import (
+    INDEX_COLUMN,
+    EvaluationError,
+    Store,
+    evaluation_output_schema,
+)
+
+from ..adapters import AdapterError, compile_pipeline
+from ._config import EvaluationConfig, EvaluationResult
+from ._io import (
+    Committed,
+    PartWriter,
+    count_shard_rows,
+    read_committed,
+    remove_stale_temporaries,
+    shard_batches,
+)
+from ._progress import Reporter, make_reporter
+
+__all__ = ["run_evaluation", "run_evaluation_async"]
+
+logger = logging.getLogger("runners.evaluation")
+
+TICK_S = 0.25
+"""How often progress, the total timeout and time-based flushes are checked."""
+MAX_LOGGED_ROW_ERRORS = 10
+"""Row errors logged one by one; later ones only count."""
+_MAX_ERROR_TEXT = 300
+
+Unit = tuple[list[tuple[int, int]], bytes | None, tuple[str, str] | None]
+"""One request: its (`_index_`, `_replication_`) keys, its body, or the error that prevents it."""
+Outcome = tuple[Any, str | None, str]
+"""(parsed response, error type or None, error message)."""
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 1] + "…"
+
+
+def _error_text(raw: bytes) -> str:
+    """The message of an error response: its `error` field when it is JSON, else its text."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _short(raw.decode(errors="replace").strip())
+    if isinstance(parsed, dict) and "error" in parsed:
+        error = parsed["error"]
+        return _short(error if isinstance(error, str) else orjson.dumps(error).decode())
+    return _short(raw.decode(errors="replace").strip())
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def _api_key(name: str | None) -> str | None:
+    if name is None:
+        return None
+    key = os.environ.get(name)
+    if not key:
+        raise EvaluationError(
+            f"environment variable {name} (api_key_env) is not set or empty; "
+            "it must hold the service's API key"
+        )
+    return key
+
+
+def json_headers(api_key: str | None) -> dict[str, str]:
+    """Request headers: JSON, and the bearer token when there is an API key."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if api_key is not None:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+class _Client:
+    """One run of one shard. Counters are plain ints touched only by the event loop."""
+
+    deadline: float
+    last_flush: float
+    stopped: asyncio.Event
+    write_lock: asyncio.Lock
+    writer: PartWriter
+
+    def __init__(self, config: EvaluationConfig) -> None:
+        spec = config.evaluation.spec
+        interface = config.service.spec.interface
+        if spec.batch_size > 1 and not interface.batching:
+            raise EvaluationError(
+                f"Evaluation/{config.evaluation.name}: batch_size is {spec.batch_size} but "
+                f"InferenceService/{config.service.name} does not set interface.batching"
+            )
+        self.config = config
+        self.spec = spec
+        self.title = f"Evaluation/{config.evaluation.name}" + (
+            f" shard {config.shard_index}/{config.shard_count}" if config.shard_count > 1 else ""
+        )
+        self.url = config.base_url.rstrip("/") + interface.endpoint
+        self.headers = json_headers(_api_key(config.api_key_env))
+        self.request_one = compile_pipeline(interface.request, name="interface.request").one
+        self.response_one = compile_pipeline(interface.response, name="interface.response").one
+        self.columns = tuple(interface.output)
+        self.blank = (None,) * len(self.columns)
+        self.schema = evaluation_output_schema(dict(interface.output))
+        self.batched = spec.batch_size > 1
+        self.request_timeout = spec.timeouts.request
+        self.max_attempts = spec.retries.max_attempts
+        self.backoff_initial = spec.retries.backoff_initial
+        self.backoff_max = spec.retries.backoff_max
+        self.abort = spec.errors.on_error == "abort"
+        # Counters of this run.
+        self.requests = 0
+        self.retries = 0
+        self.done = 0
+        self.errors = 0
+        self.written = 0
+        self.first_send = 0.0
+        self.last_answer = 0.0
+        # Run state, set up in run().
+        self.rows: list[tuple[Any, ...]] = []
+        self.writes: set[asyncio.Task[None]] = set()
+        self.stop_reason: str | None = None
+        self.fatal: BaseException | None = None
+
+    # ------------------------------------------------------------- set-up
+
+    def _prepare_store(self) -> tuple[Store, Store, Committed, int]:
+        """Open the stores, read what is committed, count the shard's rows (blocking I/O)."""
+        config = self.config
+        dataset = Store.open(config.dataset_uri, create=False)
+        output = Store.open(config.output_uri)
+        remove_stale_temporaries(output, config.shard_index)
+        committed = read_committed(output, config.shard_index)
+        total = count_shard_rows(dataset, config.shard_index, config.shard_count)
+        return dataset, output, committed, total
+
+    def _units(self, dataset: Store, committed: Committed) -> Iterator[list[Unit]]:
+        """Requests to send, one list per Arrow record batch (runs in a worker thread)."""
+        replications = range(self.spec.replications)
+        resuming = bool(committed.done)
+        pending: list[tuple[tuple[int, int], bytes]] = []
+        size = self.spec.batch_size
+        request_one, dumps = self.request_one, orjson.dumps
+        for rows in shard_batches(dataset, self.config.shard_index, self.config.shard_count):
+            units: list[Unit] = []
+            for row in rows:
+                index = row[INDEX_COLUMN]
+                todo = (
+                    [r for r in replications if not committed.holds(index, r)]
+                    if resuming
+                    else replications
+                )
+                if not todo:
+                    continue
+                try:
+                    body = dumps(request_one(row))
+                except AdapterError as exc:
+                    units.append(([(index, r) for r in todo], None, ("adapter", str(exc))))
+                    continue
+                except orjson.JSONEncodeError as exc:
+                    message = f"the request is not JSON-serializable: {exc}"
+                    units.append(([(index, r) for r in todo], None, ("adapter", message)))
+                    continue
+                if not self.batched:
+                    units.extend(([(index, r)], body, None) for r in todo)
+                    continue
+                pending.extend(((index, r), body) for r in todo)
+                while len(pending) >= size:
+                    units.append(self._batch_unit(pending[:size]))
+                    del pending[:size]
+            yield units
+        if pending:
+            yield [self._batch_unit(pending)]
+
+    @staticmethod
+    def _batch_unit(items: list[tuple[tuple[int, int], bytes]]) -> Unit:
+        # The bodies are already JSON: join them instead of serialising the list again.
+        return [key for key, _ in items], b"[" + b",".join(body for _, body in items) + b"]", None
+
+    # ------------------------------------------------------------- sending
+
+    async def _post(self, session: Any, body: bytes) -> Outcome:
+        """POST with retries of connection errors, timeouts, 429 and 5xx."""
+        import aiohttp
+
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests += 1
+            if not self.first_send:
+                self.first_send = time.monotonic()
+            retry_after = None
+            try:
+                async with session.post(self.url, data=body) as response:
+                    status = response.status
+                    raw = await response.read()
+                    if status == 429 or status == 503:
+                        retry_after = response.headers.get("Retry-After")
+            except TimeoutError:
+                kind, message = "timeout", f"no response within {self.request_timeout:g} s"
+            except aiohttp.ClientError as exc:
+                kind, message = (
+                    "connect",
+                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                )
+            else:
+                self.last_answer = time.monotonic()
+                if status < 300:
+                    try:
+                        return orjson.loads(raw), None, ""
+                    except orjson.JSONDecodeError as exc:
+                        return None, "bad-json", f"the response is not JSON ({exc}): {raw[:80]!r}"
+                kind, message = f"http-{status}", f"HTTP {status}: {_error_text(raw)}"
+                if status != 429 and status < 500:
+                    return None, kind, message
+            if attempt >= self.max_attempts:
+                return None, kind, f"{message} (after {attempt} attempts)"
+            delay = self._backoff(attempt, retry_after)
+            if time.monotonic() + delay > self.deadline:
+                return None, kind, f"{message} (no time left to retry before timeouts.total)"
+            self.retries += 1
+            await asyncio.sleep(delay)
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        """Seconds before the next attempt: the server's Retry-After, else jittered exponential."""
+        told = parse_retry_after(retry_after)
+        if told is not None:
+            return told
+        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
+        # Jitter spreads out the retries of rows that failed together.
+        return random.uniform(ceiling / 2, ceiling)
+
+    # ------------------------------------------------------------- results
+
+    def _record(self, key: tuple[int, int], output: Any) -> None:
+        try:
+            row = self.response_one(output)
+        except AdapterError as exc:
+            self._record_error(key, "adapter", str(exc))
+            return
+        self.rows.append((key[0], key[1], *[row.get(c) for c in self.columns], None, None))
+        self.done += 1
+
+    def _record_error(self, key: tuple[int, int], kind: str, message: str) -> None:
+        if self.abort:
+            self._stop(
+                f"row _index_={key[0]} _replication_={key[1]} failed ({kind}: {message}) "
+                "and errors.on_error is 'abort'"
+            )
+            return
+        self.rows.append((key[0], key[1], *self.blank, message, kind))
+        self.done += 1
+        self.errors += 1
+        if self.errors <= MAX_LOGGED_ROW_ERRORS:
+            logger.warning(
+                "row _index_=%s _replication_=%s failed: %s: %s", key[0], key[1], kind, message
+            )
+            if self.errors == MAX_LOGGED_ROW_ERRORS:
+                logger.warning("further row errors are recorded but not logged")
+
+    async def _handle(self, session: Any, unit: Unit) -> None:
+        keys, body, error = unit
+        if error is not None:
+            for key in keys:
+                self._record_error(key, *error)
+        else:
+            assert body is not None
+            output, kind, message = await self._post(session, body)
+            if kind is not None:
+                for key in keys:
+                    self._record_error(key, kind, message)
+            elif not self.batched:
+                self._record(keys[0], output)
+            elif not isinstance(output, list) or len(output) != len(keys):
+                found = (
+                    f"a list of {len(output)}"
+                    if isinstance(output, list)
+                    else type(output).__name__
+                )
+                for key in keys:
+                    self._record_error(
+                        key,
+                        "bad-response",
+                        f"expected a JSON list of {len(keys)} results, got {found}",
+                    )
+            else:
+                for key, item in zip(keys, output, strict=True):
+                    self._record(key, item)
+        if len(self.rows) >= self.config.part_rows:
+            await asyncio.shield(self._flush())
+
+    def _flush(self) -> asyncio.Task[None]:
+        """Hand the buffered rows to the writer; parts are written one at a time, in order."""
+        rows, self.rows = self.rows, []
+        self.last_flush = time.monotonic()
+        task = asyncio.ensure_future(self._write(rows))
+        self.writes.add(task)
+        task.add_done_callback(self.writes.discard)
+        return task
+
+    async def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        async with self.write_lock:
+            schema_errors = await asyncio.to_thread(self.writer.write, rows)
+        self.written += len(rows)
+        self.errors += schema_errors
+
+    # ------------------------------------------------------------- control
+
+    def _stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.stopped.set()
+
+    async def _produce(
+        self, queue: asyncio.Queue[Unit | None], units: Iterator[list[Unit]], workers: int
+    ) -> None:
+        try:
+            while True:
+                chunk = await asyncio.to_thread(next, units, None)
+                if chunk is None:
+                    break
+                for unit in chunk:
+                    await queue.put(unit)
+        except Exception as exc:  # a store or data error: stop the run and re-raise it later
+            self.fatal = exc
+            self.stopped.set()
+            return
+        for _ in range(workers):
+            await queue.put(None)
+
+    async def _work(self, session: Any, queue: asyncio.Queue[Unit | None]) -> None:
+        handle = self._handle
+        try:
+            while (unit := await queue.get()) is not None:
+                await handle(session, unit)
+        except Exception as exc:  # a part could not be written: stop the run, re-raise it later
+            self.fatal = exc
+            self.stopped.set()
+
+    async def _tick(self, reporter: Reporter) -> None:
+        interval = self.config.flush_interval_s
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = time.monotonic()
+            reporter.update(self.done, self.errors)
+            if now >= self.deadline:
+                self._stop(
+                    f"the evaluation ran past timeouts.total ({self.spec.timeouts.total:g} s); "
+                    "the rows done so far are written: run it again to resume"
+                )
+            if self.rows and now - self.last_flush >= interval:
+                self._flush()
+
+    # ------------------------------------------------------------- run
+
+    async def run(self) -> EvaluationResult:
+        start = time.monotonic()
+        self.deadline = start + self.spec.timeouts.total
+        self.stopped = asyncio.Event()
+        self.write_lock = asyncio.Lock()
+        self.last_flush = start
+        dataset, output, committed, shard_rows = await asyncio.to_thread(self._prepare_store)
+        self.writer = PartWriter(output, self.schema, self.config.shard_index, committed.next_seq)
+        total = max(shard_rows * self.spec.replications - committed.rows, 0)
+        if committed.rows:
+            logger.info("%s: resuming: %d rows already written", self.title, committed.rows)
+        reporter = make_reporter(self.title, total, self.config.progress)
+        try:
+            await self._send_all(self._units(dataset, committed), reporter)
+        finally:
+            reporter.update(self.done, self.errors)
+            reporter.close()
+        return self._result(committed, start)
+
+    async def _send_all(self, units: Iterator[list[Unit]], reporter: Reporter) -> None:
+        import aiohttp
+
+        concurrency = self.spec.concurrency
+        queue: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=concurrency * 4)
+        connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0)
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers=self.headers, raise_for_status=False
+        ) as session:
+            producer = asyncio.create_task(self._produce(queue, units, concurrency))
+            workers = [asyncio.create_task(self._work(session, queue)) for _ in range(concurrency)]
+            ticker = asyncio.create_task(self._tick(reporter))
+            everything = asyncio.gather(*workers)
+            stopped = asyncio.create_task(self.stopped.wait())
+            try:
+                await asyncio.wait({everything, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (producer, ticker, stopped, *workers):
+                    task.cancel()
+                await asyncio.gather(producer, ticker, stopped, everything, return_exceptions=True)
+                await asyncio.gather(*self.writes)
+                await self._flush()
+        if self.fatal is not None:
+            raise self.fatal
+
+    def _result(self, committed: Committed, start: float) -> EvaluationResult:
+        rows = committed.rows + self.written
+        errors = committed.errors + self.errors
+        status, message = "complete", None
+        fraction = self.spec.errors.max_error_fraction
+        if self.stop_reason is not None:
+            status, message = "failed", self.stop_reason
+        elif rows and errors / rows > fraction:
+            status = "failed"
+            message = (
+                f"{errors} of {rows} rows ({errors / rows:.1%}) failed, more than "
+                f"errors.max_error_fraction ({fraction:g}); every row is written"
+            )
+        in_flight = self.last_answer - self.first_send if self.first_send else 0.0
+        return EvaluationResult(
+            rows=rows,
+            errors=errors,
+            requests=self.requests,
+            retries=self.retries,
+            resumed_rows=committed.rows,
+            duration_s=round(time.monotonic() - start, 6),
+            in_flight_s=round(max(in_flight, 0.0), 6),
+            status=status,  # type: ignore[arg-type]
+            message=message,
+        )
+
+
+async def run_evaluation_async(config: EvaluationConfig) -> EvaluationResult:
+    """Run one shard of an evaluation in the current event loop.
+
+    Args:
+        config: What to evaluate and where to write it.
+
+    Returns:
+        The counts and status. A run whose rows errored, or that stopped for
+        `errors.on_error: abort` or `timeouts.total`, returns status `failed` with a message.
+
+    Raises:
+        EvaluationError: the config cannot run (batching, missing API key).
+        StoreError: the dataset or the output node cannot be read or written.
+        AdapterError: a request or response template cannot be parsed.
+    """
+    return await _Client(config).run()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is an optimisation (and not on Windows)
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
+    """Run one shard of an evaluation to the end (blocking); see `run_evaluation_async`.
+
+    Example:
+        >>> result = run_evaluation(config)  # doctest: +SKIP
+        >>> result.status, result.rows, result.errors  # doctest: +SKIP
+        ('complete', 5000, 0)
+    """
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(run_evaluation_async(config))
