@@ -62,6 +62,7 @@ def command(
     graph = resolve_graph(load_project(settings.project_dir, settings.spec_paths(paths)))
     resource = _service(graph, service)
     assert isinstance(resource, InferenceService)
+    service = resource.name
     api_key = _api_key(resource)
     if url is not None:
         output = infer_row(resource, url, parsed, api_key)
@@ -89,14 +90,11 @@ def _parse_row(text: str) -> dict[str, Any]:
 
 
 def _service(graph: Any, name: str) -> Any:
-    from schemas import InferenceService, UsageError
+    """The InferenceService named `name`, or the one an InferenceSession named `name` runs."""
+    from .serve import resolve_target
 
-    from .serve import _not_a_service
-
-    node = graph.nodes.get(name)
-    if node is None or not isinstance(node.resource, InferenceService):
-        raise UsageError(_not_a_service(graph, name).replace(" or InferenceSession", ""))
-    return node.resource
+    service_name, _, _ = resolve_target(graph, name)
+    return graph[service_name].resource
 
 
 def _api_key(service: Any) -> str | None:

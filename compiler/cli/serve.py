@@ -64,7 +64,7 @@ def command(
     from compiler.backends.local import start_service
 
     graph = resolve_graph(load_project(settings.project_dir, settings.spec_paths(paths)))
-    name, default_replicas, expires = _target(graph, service)
+    name, default_replicas, expires = resolve_target(graph, service)
     count = replicas or default_replicas
     ports = [port + i for i in range(count)] if port is not None else None
     try:
@@ -82,7 +82,7 @@ def command(
         click.echo(f"InferenceService/{name} stopped.", err=True)
 
 
-def _target(graph: Graph, name: str) -> tuple[str, int, float | None]:
+def resolve_target(graph: Graph, name: str) -> tuple[str, int, float | None]:
     """(service name, replicas, expiry) of an InferenceService or InferenceSession name."""
     from schemas import InferenceService, InferenceSession, UsageError
 
@@ -96,9 +96,11 @@ def _target(graph: Graph, name: str) -> tuple[str, int, float | None]:
 
 
 def _not_a_service(graph: Graph, name: str) -> str:
+    """Why `name` cannot be served: another kind, or unknown (with a close match)."""
     import difflib
 
-    services = [n.name for n in graph if n.kind in ("InferenceService", "InferenceSession")]
+    kinds = ("InferenceService", "InferenceSession")
+    services = [n.name for n in graph if n.kind in kinds]
     if name in graph.nodes:
         found = f"{graph[name].key} is not an InferenceService or InferenceSession"
     else:

@@ -1,0 +1,52 @@
+"""Helpers of the end-to-end tests: whole `auditc` invocations in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "audits"
+AUDITC = [sys.executable, "-m", "compiler.cli.main"]
+"""The console script's code, run by this interpreter (the venv's)."""
+
+
+def copy_fixture(name: str, target: Path) -> Path:
+    """A fresh copy of `tests/fixtures/audits/<name>`."""
+    shutil.copytree(
+        FIXTURES / name, target, ignore=shutil.ignore_patterns("__pycache__", ".auditc")
+    )
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace one exact piece of a file."""
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} is not exactly once in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def auditc(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `auditc ARGS` to completion and capture its output."""
+    return subprocess.run(
+        [*AUDITC, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        check=False,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the local-basic test audit."""
+    return copy_fixture("local-basic", tmp_path / "project")
