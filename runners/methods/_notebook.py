@@ -1,0 +1,167 @@
+"""Running a notebook method: papermill in a fresh kernel, nbconvert to HTML, scores.
+
+The only module of auditc that imports papermill and nbconvert.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from runners.analysis import (
+    EXPORTED_SCORES_FILE,
+    INSTANCES_DIR,
+    check_scores,
+    read_exported_scores,
+)
+from schemas import SCORES_FILE, MethodError, ScoresFile, ScoreValue, Store
+
+from ._config import MethodConfig, MethodResult, node_id_of
+
+__all__ = ["HTML_FILE", "NOTEBOOK_FILE", "render_html", "run_notebook"]
+
+logger = logging.getLogger(__name__)
+
+NOTEBOOK_FILE = "notebook.ipynb"
+HTML_FILE = "index.html"
+KERNEL_START_TIMEOUT = 120
+"""Seconds for a kernel to start; a cold kernel on a busy 2-core machine can take 10+."""
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def run_notebook(config: MethodConfig, store: Store, out: Path) -> MethodResult:
+    """Execute the method's notebook into `out`, check its scores and store the results.
+
+    `out` is the local output directory the notebook sees as `analysis.output_dir()`;
+    every file in it is copied into the node. The executed notebook is kept even when
+    the run fails, for debugging (the node is still not complete: the backend writes
+    no manifest for a failed step).
+
+    Raises:
+        MethodError: the notebook cannot be read or raised, or its scores do not fit
+            the method's score specs.
+    """
+    method = config.method
+    executed = out / NOTEBOOK_FILE
+    try:
+        _execute(config, executed, out)
+        scores = check_scores(method.name, list(method.spec.scores), read_exported_scores(out))
+        _check_instances(method.name, out, scores)
+        title = method.documentation.title if method.documentation else None
+        (out / HTML_FILE).write_text(render_html(executed, title or method.name), "utf-8")
+        result = ScoresFile(method=method.name, id=node_id_of(config.output_uri), scores=scores)
+        (out / SCORES_FILE).write_text(result.model_dump_json(indent=2), "utf-8")
+    except MethodError:
+        if executed.exists():
+            store.write_bytes(executed.read_bytes(), NOTEBOOK_FILE)
+            logger.info("kept the executed notebook for debugging: %s", store.uri_of(NOTEBOOK_FILE))
+        raise
+    _upload(store, out)
+    return MethodResult(rows=None, scores=scores)
+
+
+def _parameters(config: MethodConfig, out: Path) -> dict[str, Any]:
+    parameters = dict(config.method.spec.parameters)
+    bad = [name for name in parameters if not name.isidentifier() or name.startswith("auditc_")]
+    if bad:
+        raise MethodError(
+            f"Method/{config.method.name}: parameter {bad[0]!r} cannot be a notebook variable "
+            "(a Python identifier not starting with 'auditc_' is needed)"
+        )
+    parameters["auditc_inputs"] = {name: ref.uri for name, ref in config.inputs.items()}
+    parameters["auditc_output_dir"] = str(out)
+    return parameters
+
+
+def _execute(config: MethodConfig, executed: Path, out: Path) -> None:
+    import papermill
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillException, PapermillExecutionError
+
+    where = f"Method/{config.method.name}: notebook {Path(str(config.notebook_path)).name}"
+    try:
+        papermill.execute_notebook(
+            input_path=str(config.notebook_path),
+            output_path=str(executed),
+            parameters=_parameters(config, out),
+            kernel_name=config.kernel_name,
+            language="python",
+            cwd=str(out),
+            progress_bar=False,
+            log_output=True,
+            start_timeout=KERNEL_START_TIMEOUT,
+            execution_timeout=int(config.method.spec.timeout),
+            **_kernel_options(),
+        )
+    except PapermillExecutionError as exc:
+        logger.error("%s failed:\n%s", where, _ANSI.sub("", str(exc)).strip())
+        first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")[:60]
+        raise MethodError(
+            f"{where} failed in cell {exc.cell_index} (`{first_line}`): {exc.ename}: "
+            f"{_ANSI.sub('', exc.evalue)}"
+        ) from exc
+    except NoSuchKernel as exc:
+        raise MethodError(f"{where}: no Jupyter kernel named {config.kernel_name!r}") from exc
+    except (CellTimeoutError, DeadKernelError) as exc:
+        raise MethodError(f"{where}: {type(exc).__name__}: {exc}") from exc
+    except (PapermillException, OSError, ValueError) as exc:
+        # unreadable or malformed notebooks, and kernels that fail to start
+        raise MethodError(f"{where} could not run: {type(exc).__name__}: {exc}") from exc
+
+
+def _kernel_options() -> dict[str, Any]:
+    """Papermill options that keep the kernel's channel private and its log quiet.
+
+    With CurveZMQ (pyzmq built with libsodium) the kernel manager provisions keys, which
+    also removes ipykernel's "running over TCP without encryption" warning; without it
+    the kernel application is asked to log errors only, which hides that warning.
+    """
+    import zmq
+    from traitlets.config import Config
+
+    if zmq.has("curve"):
+        config = Config()
+        config.KernelManager.transport_encryption = "auto"
+        return {"config": config}
+    return {"extra_arguments": ["--IPKernelApp.log_level=ERROR"]}
+
+
+def _check_instances(method: str, out: Path, scores: list[ScoreValue]) -> None:
+    directory = out / INSTANCES_DIR
+    if not directory.exists():
+        return
+    exported = {score.name for score in scores}
+    for path in directory.iterdir():
+        if path.suffix != ".parquet" or path.stem not in exported:
+            raise MethodError(
+                f"Method/{method}: {INSTANCES_DIR}/{path.name} belongs to no exported score "
+                "(write per-instance values through analysis.score(..., instances=…))"
+            )
+
+
+def render_html(notebook: Path, title: str) -> str:
+    """The executed notebook as HTML without code: outputs and Markdown only."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+    )
+    node = nbformat.read(notebook, as_version=4)
+    body, _ = exporter.from_notebook_node(node, resources={"metadata": {"name": title}})
+    return str(body)
+
+
+def _upload(store: Store, out: Path) -> None:
+    """Copy every file of the output directory into the node, except the runner's scratch."""
+    for path in sorted(out.rglob("*")):
+        relative = path.relative_to(out).as_posix()
+        if not path.is_file() or relative == EXPORTED_SCORES_FILE:
+            continue
+        if any(part.startswith(".") for part in Path(relative).parts):
+            continue
+        store.write_bytes(path.read_bytes(), relative)
