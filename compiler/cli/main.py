@@ -115,4 +115,4 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())  # a command's exit code (ctx.exit) comes back as main's value
