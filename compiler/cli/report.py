@@ -1,0 +1,60 @@
+"""`auditc report [--store URI] --out DIR`: a static site of safety cases and scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._common import EXIT_CODES_HELP, Settings
+
+
+@click.command(
+    "report",
+    epilog=EXIT_CODES_HELP,
+    short_help="Build a static site of safety cases and scores from a store.",
+)
+@click.option(
+    "--store",
+    metavar="URI",
+    envvar="AUDITC_STORE",
+    help="Store to read: a directory or s3://… URI [default: <project>/.auditc].",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the site; emptied first if an earlier `auditc report` wrote it.",
+)
+@click.pass_obj
+def command(settings: Settings, store: str | None, out_dir: Path) -> None:
+    """Write a self-contained static site of the store's results into --out.
+
+    The site has an overview of audits (one per safety-case Method) and systems under
+    test, a score table per audit comparing every system (the better value green,
+    whichever direction is better; gates shown as pass or fail), charts of scores per
+    system and of per-group breakdowns from measurements, every safety case's
+    rendered page, and a provenance page tracing each value to its run. Only the
+    latest complete run per Method and system is shown; older and failed runs are
+    listed on the provenance page. It uses no network and relative links only, so it
+    opens from the file system or any static host (e.g. GitHub Pages).
+    """
+    from compiler.report import build_site, load_results
+    from schemas import Store
+
+    results = load_results(Store.open(store or settings.default_store, create=False))
+    site = build_site(results, out_dir)
+    click.echo(
+        f"{site.audits} audit{'s' if site.audits != 1 else ''}, "
+        f"{site.systems} system{'s' if site.systems != 1 else ''}, "
+        f"{site.cases} safety case{'s' if site.cases != 1 else ''}"
+        + (
+            f", {site.gates_failed} failed gate{'s' if site.gates_failed != 1 else ''}"
+            if site.gates_failed
+            else ""
+        )
+        + f": {len(site.pages)} pages",
+        err=True,
+    )
+    click.echo(str(site.index))

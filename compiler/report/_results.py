@@ -1,0 +1,443 @@
+"""Reading results out of a store: current safety cases, their lineage and systems under test.
+
+This is the hand-off from the store to `report`, `diff` and `check`. `load_results`
+returns `StoreResults`: the safety cases shown by default, grouped into `Audit`s by
+their Method name, each with the systems under test found through the manifests'
+`upstream` maps, and every other run (older or failed) for the provenance page.
+
+Which runs are shown: for each Method name and system under test, the complete run
+that finished last. Systems are compared across runs of the same Method, so a store
+that holds a safety case for several services shows one column per service; a re-run
+for the same service replaces the older one, which stays listed as superseded.
+
+Reads manifests and `scores.json` only; Parquet is read on demand (`read_table`,
+`read_instances`).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from schemas import (
+    INDEX_COLUMN,
+    SCORES_FILE,
+    WORKFLOW_KINDS,
+    Manifest,
+    ScoresFile,
+    ScoreValue,
+    Store,
+    StoreError,
+    node_path,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "INSTANCES_DIR",
+    "NO_SYSTEM",
+    "Audit",
+    "NodeRef",
+    "SafetyCase",
+    "StoreIndex",
+    "StoreResults",
+    "System",
+    "cases_by_ref",
+    "load_results",
+    "node_anchor",
+    "output_kind",
+    "read_instances",
+    "read_table",
+]
+
+logger = logging.getLogger(__name__)
+
+SERVICE_KIND = "InferenceService"
+MODEL_KIND = "Model"
+INSTANCES_DIR = "instances"
+"""`instances/<score>.parquet` in a safety case's node directory (docs/contracts.md)."""
+NO_SYSTEM = "(no system under test)"
+"""The label of a safety case with no InferenceService upstream (a dataset-only analysis)."""
+
+
+@dataclass(frozen=True, order=True)
+class NodeRef:
+    """One entry of a manifest's `upstream` map: `Kind/name` → id."""
+
+    kind: str
+    name: str
+    id: str
+
+    @property
+    def key(self) -> str:
+        """`Kind/name`."""
+        return f"{self.kind}/{self.name}"
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> NodeRef:
+        """The reference to a manifest's own node."""
+        return cls(manifest.kind, manifest.name, manifest.id)
+
+
+def node_anchor(kind: str, name: str, node_id: str) -> str:
+    """The HTML id of a node's entry on the provenance page."""
+    return f"node-{kind.lower()}-{name}-{node_id}"
+
+
+def _spec_body(manifest: Manifest) -> dict[str, Any]:
+    """The resource's `spec`, whether the manifest stores the whole resource or its spec only."""
+    spec = manifest.spec
+    inner = spec.get("spec")
+    if "kind" in spec and isinstance(inner, dict):
+        return inner
+    return spec
+
+
+def output_kind(manifest: Manifest) -> str:
+    """What a node produced: its kind, or `Measurement`/`SafetyCase` for a Method."""
+    if manifest.kind != "Method":
+        return manifest.kind
+    declared = _spec_body(manifest).get("output")
+    if isinstance(declared, dict) and declared.get("kind") in ("Measurement", "SafetyCase"):
+        return str(declared["kind"])
+    # Without a readable spec, a scores file is what makes a safety case.
+    return "SafetyCase" if SCORES_FILE in manifest.outputs else "Measurement"
+
+
+def _upstream_refs(manifest: Manifest) -> list[NodeRef]:
+    refs: list[NodeRef] = []
+    for key, node_id in manifest.upstream.items():
+        kind, _, name = key.partition("/")
+        if not name:
+            logger.warning("%s: ignoring upstream entry %r (expected Kind/name)", key, key)
+            continue
+        refs.append(NodeRef(kind, name, node_id))
+    return refs
+
+
+@dataclass(frozen=True, order=True)
+class System:
+    """A system under test: an InferenceService and the Model it serves."""
+
+    service: str
+    service_id: str
+    model: str | None = None
+    model_id: str | None = None
+    model_revision: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The service name: how tables and charts name the system."""
+        return self.service
+
+
+@dataclass(frozen=True)
+class SafetyCase:
+    """One complete safety case run with its scores, lineage and systems under test."""
+
+    manifest: Manifest
+    scores: ScoresFile
+    systems: tuple[System, ...]
+    lineage: tuple[Manifest, ...]
+    """Every upstream workflow node found in the store, nearest first."""
+    missing: tuple[NodeRef, ...] = ()
+    """Upstream workflow nodes whose manifests are not in the store."""
+
+    @property
+    def method(self) -> str:
+        """The Method name: the audit this safety case belongs to."""
+        return self.manifest.name
+
+    @property
+    def id(self) -> str:
+        """The node id."""
+        return self.manifest.id
+
+    @property
+    def path(self) -> str:
+        """The node directory, relative to the store root."""
+        return node_path(self.manifest.kind, self.manifest.name, self.manifest.id)
+
+    @property
+    def system_label(self) -> str:
+        """The names of its services, joined with ` + `."""
+        names = sorted({s.service for s in self.systems})
+        return " + ".join(names) if names else NO_SYSTEM
+
+    @property
+    def measurements(self) -> tuple[Manifest, ...]:
+        """The Measurement nodes it was computed from (directly or not)."""
+        return tuple(m for m in self.lineage if output_kind(m) == "Measurement")
+
+    def score(self, name: str) -> ScoreValue | None:
+        """The exported score named `name`, if this run has it."""
+        return next((s for s in self.scores.scores if s.name == name), None)
+
+
+@dataclass(frozen=True)
+class Audit:
+    """Every shown safety case of one Method, one per system under test."""
+
+    method: str
+    cases: tuple[SafetyCase, ...]
+
+    def score_names(self) -> list[str]:
+        """Every score name any system exported: primary first, then in the order declared."""
+        names: list[str] = []
+        primary: list[str] = []
+        for case in self.cases:
+            for score in case.scores.scores:
+                target = primary if score.primary else names
+                if score.name not in names and score.name not in primary:
+                    target.append(score.name)
+        return primary + names
+
+    def spec_of(self, name: str) -> ScoreValue:
+        """The score as the most recent run declares it (title, valence, format, gate)."""
+        newest = sorted(self.cases, key=lambda c: c.manifest.finished_at, reverse=True)
+        for case in newest:
+            found = case.score(name)
+            if found is not None:
+                return found
+        raise KeyError(name)
+
+
+class StoreIndex:
+    """Every manifest of a store, looked up by node."""
+
+    def __init__(self, store: Store, manifests: Iterable[Manifest]) -> None:
+        self.store = store
+        self.manifests: tuple[Manifest, ...] = tuple(manifests)
+        self._by_ref = {NodeRef.of(m): m for m in self.manifests}
+
+    @classmethod
+    def read(cls, store: Store) -> StoreIndex:
+        """Read every manifest of `store`.
+
+        Raises:
+            StoreError: a manifest is unreadable or of another schema version.
+        """
+        return cls(store, store.manifests())
+
+    def get(self, ref: NodeRef) -> Manifest | None:
+        """The manifest of a node, if the store holds it."""
+        return self._by_ref.get(ref)
+
+    def lineage(self, root: Manifest) -> tuple[list[Manifest], list[NodeRef], list[NodeRef]]:
+        """Walk `upstream` maps breadth-first from `root`.
+
+        Returns:
+            The upstream workflow manifests (nearest first), the configuration nodes
+            met on the way (InferenceService, Model, Module), and the workflow nodes
+            whose manifests the store lacks.
+        """
+        found: list[Manifest] = []
+        configs: list[NodeRef] = []
+        missing: list[NodeRef] = []
+        seen: set[NodeRef] = {NodeRef.of(root)}
+        queue = deque(_upstream_refs(root))
+        while queue:
+            ref = queue.popleft()
+            if ref in seen:
+                continue
+            seen.add(ref)
+            if ref.kind not in WORKFLOW_KINDS:
+                configs.append(ref)
+                continue
+            manifest = self.get(ref)
+            if manifest is None:
+                missing.append(ref)
+                continue
+            found.append(manifest)
+            queue.extend(_upstream_refs(manifest))
+        return found, configs, missing
+
+    def safety_case(self, manifest: Manifest) -> SafetyCase:
+        """A safety case with its scores, lineage and systems.
+
+        Raises:
+            StoreError: its `scores.json` is missing or invalid.
+        """
+        path = node_path(manifest.kind, manifest.name, manifest.id)
+        scores = self.store.read_scores(path)
+        lineage, configs, missing = self.lineage(manifest)
+        systems = _systems(lineage, configs)
+        return SafetyCase(manifest, scores, systems, tuple(lineage), tuple(missing))
+
+
+def _systems(lineage: list[Manifest], configs: list[NodeRef]) -> tuple[System, ...]:
+    """The services under test, each with the Model its Evaluation's manifest names."""
+    systems: dict[tuple[str, str], System] = {}
+    for manifest in lineage:
+        if manifest.kind != "Evaluation":
+            continue
+        refs = _upstream_refs(manifest)
+        models = [r for r in refs if r.kind == MODEL_KIND]
+        # An Evaluation has exactly one service, so the Models it lists are that service's.
+        model = models[0] if models else None
+        for ref in refs:
+            if ref.kind == SERVICE_KIND and (ref.name, ref.id) not in systems:
+                systems[(ref.name, ref.id)] = System(
+                    ref.name,
+                    ref.id,
+                    model.name if model else None,
+                    model.id if model else None,
+                    manifest.model_revision,
+                )
+    for ref in configs:
+        if ref.kind == SERVICE_KIND and (ref.name, ref.id) not in systems:
+            systems[(ref.name, ref.id)] = System(ref.name, ref.id)
+    return tuple(sorted(systems.values()))
+
+
+@dataclass(frozen=True)
+class StoreResults:
+    """What a store holds, as `report` and `check` show it."""
+
+    store: Store
+    index: StoreIndex
+    audits: tuple[Audit, ...]
+    """By Method name."""
+    superseded: tuple[Manifest, ...]
+    """Runs not shown: older complete runs and failed runs, newest first."""
+
+    @property
+    def cases(self) -> list[SafetyCase]:
+        """Every shown safety case, audit by audit."""
+        return [case for audit in self.audits for case in audit.cases]
+
+    def systems(self) -> list[System]:
+        """Every system under test of a shown safety case."""
+        return sorted({s for case in self.cases for s in case.systems})
+
+    def current(self) -> list[Manifest]:
+        """The shown safety cases and every node upstream of them, dependencies first."""
+        seen: dict[NodeRef, Manifest] = {}
+        for case in self.cases:
+            for manifest in (*reversed(case.lineage), case.manifest):
+                seen.setdefault(NodeRef.of(manifest), manifest)
+        return list(seen.values())
+
+
+def load_results(store: Store) -> StoreResults:
+    """Select the safety cases to show: the latest complete run per Method and system.
+
+    Args:
+        store: The store to read.
+
+    Returns:
+        The audits (by Method name) and every run not shown.
+
+    Raises:
+        StoreError: a manifest or `scores.json` is unreadable.
+    """
+    index = StoreIndex.read(store)
+    latest: dict[tuple[str, str], SafetyCase] = {}
+    for manifest in _newest_first(m for m in index.manifests if _is_complete_case(m)):
+        case = index.safety_case(manifest)
+        latest.setdefault((case.method, case.system_label), case)
+    shown = {NodeRef.of(c.manifest) for c in latest.values()}
+    for case in latest.values():
+        shown.update(NodeRef.of(m) for m in case.lineage)
+    audits = _group_audits(latest.values())
+    superseded = tuple(_newest_first(m for m in index.manifests if NodeRef.of(m) not in shown))
+    return StoreResults(store, index, audits, superseded)
+
+
+def _is_complete_case(manifest: Manifest) -> bool:
+    return manifest.status == "complete" and output_kind(manifest) == "SafetyCase"
+
+
+def _newest_first(manifests: Iterable[Manifest]) -> list[Manifest]:
+    return sorted(manifests, key=lambda m: (m.finished_at, m.id), reverse=True)
+
+
+def _group_audits(cases: Iterable[SafetyCase]) -> tuple[Audit, ...]:
+    by_method: dict[str, list[SafetyCase]] = {}
+    for case in cases:
+        by_method.setdefault(case.method, []).append(case)
+    return tuple(
+        Audit(method, tuple(sorted(found, key=lambda c: c.system_label)))
+        for method, found in sorted(by_method.items())
+    )
+
+
+# ---------------------------------------------------------------- Parquet
+
+
+def read_table(store: Store, manifest: Manifest) -> pa.Table:
+    """A node's rows (Dataset, Evaluation, Measurement) as one Arrow table.
+
+    Raises:
+        StoreError: the node has no data parts or they cannot be read.
+    """
+    path = node_path(manifest.kind, manifest.name, manifest.id)
+    try:
+        return store.open_dataset(path).to_table()
+    except StoreError:
+        raise
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise StoreError(f"cannot read the data of {store.uri_of(path)}: {exc}") from exc
+
+
+def read_instances(store: Store, case: SafetyCase, score: str) -> pa.Table | None:
+    """Per-instance values of a score (`instances/<score>.parquet`): one row per `_index_`.
+
+    Rows with a null value are dropped, and repeated `_index_` values (replications)
+    are averaged so that every instance weighs the same in a paired comparison.
+
+    Returns:
+        A table of `_index_` (int64) and `value` (float64), or None when the safety
+        case stored no per-instance values for this score.
+
+    Raises:
+        StoreError: the file is unreadable or lacks the `_index_` and `value` columns.
+    """
+    relative = posixpath.join(INSTANCES_DIR, f"{score}.parquet")
+    if not store.exists(case.path, relative):
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    where = store.uri_of(case.path, relative)
+    try:
+        table = pq.read_table(store.path(case.path, relative), filesystem=store.fs)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise StoreError(f"cannot read {where}: {exc}") from exc
+    missing = {INDEX_COLUMN, "value"} - set(table.column_names)
+    if missing:
+        raise StoreError(
+            f"{where}: expected columns '{INDEX_COLUMN}' and 'value', "
+            f"found {', '.join(table.column_names) or 'none'}"
+        )
+    try:
+        table = table.select([INDEX_COLUMN, "value"]).cast(
+            pa.schema([(INDEX_COLUMN, pa.int64()), ("value", pa.float64())])
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise StoreError(f"{where}: '_index_' must be integers and 'value' numbers: {exc}") from exc
+    table = table.drop_null()
+    means = table.group_by(INDEX_COLUMN).aggregate([("value", "mean")])
+    means = means.select([INDEX_COLUMN, "value_mean"]).rename_columns([INDEX_COLUMN, "value"])
+    return means.sort_by(INDEX_COLUMN)
+
+
+def cases_by_ref(index: StoreIndex, refs: Mapping[str, NodeRef]) -> dict[str, SafetyCase | None]:
+    """Safety cases named by node reference (e.g. from a resolved graph), by Method name.
+
+    Returns:
+        Method name → its safety case, or None when the store has no complete run of that id.
+    """
+    found: dict[str, SafetyCase | None] = {}
+    for method, ref in refs.items():
+        manifest = index.get(ref)
+        if manifest is not None and manifest.status == "complete":
+            found[method] = index.safety_case(manifest)
+        else:
+            found[method] = None
+    return found

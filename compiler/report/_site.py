@@ -1,0 +1,580 @@
+"""The static site: `StoreResults` → HTML pages, charts and copied safety cases in a directory.
+
+Layout of the site (every link relative, no network access, opens from the file system):
+
+```
+index.html                 audits and systems under test, gate summary
+audit-<method>.html        score table across systems, score charts, per-group breakdowns
+case-<method>-<id>.html    one safety case: its scores, provenance link, the rendered page in a frame
+cases/<id>/index.html      the safety case's own page, copied from the store
+provenance.html            every run: id, inputs, model revision, auditc version, git commit, times
+style.css
+```
+
+Pages are Jinja2 templates with autoescaping on; only the charts (SVG that matplotlib
+drew) are marked safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from schemas import Manifest, ScoreValue, UsageError, node_path
+
+from . import _plots
+from ._breakdowns import GroupTable, group_table
+from ._results import (
+    Audit,
+    NodeRef,
+    SafetyCase,
+    StoreResults,
+    System,
+    node_anchor,
+    output_kind,
+    read_table,
+)
+
+__all__ = ["SITE_MARKER", "Site", "build_site", "gate_text", "sanitize_case_html"]
+
+logger = logging.getLogger(__name__)
+
+SITE_MARKER = ".auditc-site"
+"""Written into every site; `build_site` only empties a non-empty directory that has it."""
+CASE_HTML = "index.html"
+PROVENANCE_PAGE = "provenance.html"
+VALENCE_TEXT = {
+    "positive": ("↑", "higher is better"),
+    "negative": ("↓", "lower is better"),
+    "neutral": ("", "no better direction"),
+}
+CASE_CSP = (
+    "default-src 'none'; img-src data: blob:; style-src 'unsafe-inline' data:; "
+    "font-src data:; script-src 'unsafe-inline'"
+)
+"""Put into every copied safety case: it may run its inline scripts but fetch nothing."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """What `build_site` wrote."""
+
+    out_dir: Path
+    pages: list[str]
+    """Relative paths of the HTML pages."""
+    audits: int
+    systems: int
+    cases: int
+    gates_failed: int
+
+    @property
+    def index(self) -> Path:
+        """The site's entry page."""
+        return self.out_dir / "index.html"
+
+
+def build_site(results: StoreResults, out_dir: Path) -> Site:
+    """Write the static site of a store's results into `out_dir`.
+
+    Args:
+        results: What `load_results` read from the store.
+        out_dir: The site directory: created, or emptied if an earlier `build_site` wrote it.
+
+    Returns:
+        What was written.
+
+    Raises:
+        UsageError: `out_dir` is a file, or a non-empty directory that is not a site.
+        StoreError: a safety case, manifest or measurement in the store is unreadable.
+    """
+    _prepare(out_dir)
+    builder = _Builder(results, out_dir)
+    pages = builder.build()
+    (out_dir / SITE_MARKER).write_text(
+        "built by auditc report; this directory is replaced on rebuild\n"
+    )
+    failed = sum(1 for c in results.cases for s in c.scores.scores if s.passed() is False)
+    return Site(
+        out_dir, pages, len(results.audits), len(results.systems()), len(results.cases), failed
+    )
+
+
+def _prepare(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} is a file; expected a directory for the site")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / SITE_MARKER).exists():
+            raise UsageError(
+                f"--out {out_dir} is not empty and was not written by `auditc report`; "
+                "choose a new directory or empty it"
+            )
+        for child in out_dir.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+# ------------------------------------------------------------------ views
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One system's value of one score."""
+
+    system: str
+    text: str
+    value: float | None
+    rank: str | None
+    passed: bool | None
+    href: str
+    title: str
+    note: str | None = None
+    """The sentence the method wrote about this value."""
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One score across the systems of an audit."""
+
+    name: str
+    title: str
+    summary: str | None
+    primary: bool
+    arrow: str
+    direction: str
+    unit: str | None
+    gate: str | None
+    cells: list[Cell]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """An inline SVG with the runs it was drawn from."""
+
+    svg: Any
+    caption: str
+    sources: list[tuple[str, str]]
+    """(label, provenance link) of each run."""
+
+
+@dataclass
+class AuditView:
+    """One audit (a Method) for the templates."""
+
+    method: str
+    href: str
+    title: str | None
+    summary: str | None
+    cases: list[CaseView]
+    rows: list[ScoreRow]
+    charts: list[Chart] = field(default_factory=list)
+    breakdowns: list[BreakdownView] = field(default_factory=list)
+
+    @property
+    def primary(self) -> ScoreRow | None:
+        """The headline score."""
+        return next((r for r in self.rows if r.primary), self.rows[0] if self.rows else None)
+
+    @property
+    def gates(self) -> tuple[int, int]:
+        """(passed, failed) over every gated score of every system."""
+        states = [c.passed for r in self.rows for c in r.cells if c.passed is not None]
+        return sum(states), len(states) - sum(states)
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """One safety case for the templates."""
+
+    method: str
+    id: str
+    system: str
+    systems: tuple[System, ...]
+    href: str
+    page: str | None
+    """The copied rendered page, relative to the site root; None when the run wrote none."""
+    provenance: str
+    finished_at: str
+    git_commit: str | None
+    auditc_version: str
+    rows: list[ScoreRow]
+
+
+@dataclass(frozen=True)
+class BreakdownView:
+    """A Measurement's per-group values across systems."""
+
+    measurement: str
+    group_column: str
+    groups: list[str]
+    columns: list[str]
+    charts: list[Chart]
+    table: list[list[str]]
+    header: list[str]
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """One run on the provenance page."""
+
+    manifest: Manifest
+    anchor: str
+    output_kind: str
+    upstream: list[tuple[str, str, str | None]]
+    """(Kind/name, id, link or None when the store lacks it)."""
+    spec_json: str
+    used_by: list[str]
+
+
+# ---------------------------------------------------------------- builder
+
+
+class _Builder:
+    def __init__(self, results: StoreResults, out_dir: Path) -> None:
+        self.results = results
+        self.out = out_dir
+        self.env = _environment()
+        self.chart_seq = 0
+
+    def build(self) -> list[str]:
+        audits = [self._audit(a) for a in self.results.audits]
+        copied = self._copy_case_pages(audits)
+        context = {"audits": audits, "store": self.results.store.uri, "version": _auditc_version()}
+        self._render("index.html.j2", "index.html", systems=self._systems(), **context)
+        for audit in audits:
+            self._render("audit.html.j2", audit.href, audit=audit, **context)
+            for case in audit.cases:
+                self._render("case.html.j2", case.href, audit=audit, case=case, **context)
+        self._render("provenance.html.j2", PROVENANCE_PAGE, **self._provenance(), **context)
+        (self.out / "style.css").write_bytes(
+            resources.files(__package__).joinpath("static/style.css").read_bytes()
+        )
+        names = ["index.html", PROVENANCE_PAGE]
+        names += [a.href for a in audits] + [c.href for a in audits for c in a.cases]
+        return names + copied
+
+    def _render(self, template: str, target: str, **context: Any) -> None:
+        html = self.env.get_template(template).render(page=target, **context)
+        (self.out / target).write_text(html, encoding="utf-8")
+
+    # ---------------------------------------------------------- audits
+
+    def _audit(self, audit: Audit) -> AuditView:
+        method_spec = audit.cases[0].manifest.spec
+        docs = (
+            method_spec.get("documentation")
+            if isinstance(method_spec.get("documentation"), dict)
+            else {}
+        )
+        rows = [self._row(audit, name, audit.cases) for name in audit.score_names()]
+        cases = [self._case(audit, case) for case in audit.cases]
+        view = AuditView(
+            audit.method,
+            f"audit-{_slug(audit.method)}.html",
+            docs.get("title"),
+            docs.get("summary"),
+            cases,
+            rows,
+        )
+        view.charts = [self._score_chart(audit, row) for row in rows]
+        view.breakdowns = self._breakdowns(audit)
+        return view
+
+    def _row(self, audit: Audit, name: str, cases: Sequence[SafetyCase]) -> ScoreRow:
+        spec = audit.spec_of(name)
+        scores = [case.score(name) for case in cases]
+        ranks = _ranks(spec.valence, [s.value if s else None for s in scores])
+        cells = [
+            Cell(
+                case.system_label,
+                score.formatted() if score else "—",
+                score.value if score else None,
+                rank,
+                score.passed() if score else None,
+                f"{PROVENANCE_PAGE}#{_case_anchor(case)}",
+                (score.text or f"{score.name} = {score.value!r}")
+                if score
+                else "not exported by this run",
+                score.text if score else None,
+            )
+            for case, score, rank in zip(cases, scores, ranks, strict=True)
+        ]
+        arrow, direction = VALENCE_TEXT[spec.valence]
+        return ScoreRow(
+            name,
+            spec.title or name,
+            spec.summary,
+            spec.primary,
+            arrow,
+            direction,
+            spec.unit,
+            gate_text(spec),
+            cells,
+        )
+
+    def _case(self, audit: Audit, case: SafetyCase) -> CaseView:
+        page = self._case_page_path(case)
+        return CaseView(
+            case.method,
+            case.id,
+            case.system_label,
+            case.systems,
+            f"case-{_slug(case.method)}-{case.id}.html",
+            page,
+            f"{PROVENANCE_PAGE}#{_case_anchor(case)}",
+            _time(case.manifest.finished_at),
+            case.manifest.git_commit,
+            case.manifest.auditc_version,
+            [self._row(audit, name, [case]) for name in audit.score_names() if case.score(name)],
+        )
+
+    def _case_page_path(self, case: SafetyCase) -> str | None:
+        store = self.results.store
+        return f"cases/{case.id}/{CASE_HTML}" if store.exists(case.path, CASE_HTML) else None
+
+    def _copy_case_pages(self, audits: list[AuditView]) -> list[str]:
+        written: list[str] = []
+        for audit in audits:
+            for case in audit.cases:
+                if case.page is None:
+                    continue
+                source = node_path("Method", case.method, case.id)
+                html = self.results.store.read_bytes(source, CASE_HTML).decode(
+                    "utf-8", errors="replace"
+                )
+                target = self.out / case.page
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(sanitize_case_html(html), encoding="utf-8")
+                written.append(case.page)
+        return written
+
+    # ---------------------------------------------------------- charts
+
+    def _chart_id(self) -> str:
+        self.chart_seq += 1
+        return f"chart{self.chart_seq}"
+
+    def _score_chart(self, audit: Audit, row: ScoreRow) -> Chart:
+        from markupsafe import Markup
+
+        spec = audit.spec_of(row.name)
+        bars = [
+            _plots.Bar(c.system, c.value, c.text, c.rank) for c in row.cells if c.value is not None
+        ]
+        title = f"{row.title} {row.arrow}".strip()
+        svg = _plots.score_chart(
+            title,
+            bars,
+            limits=(spec.minimum, spec.maximum),
+            gate=(spec.gate_min, spec.gate_max),
+            chart_id=self._chart_id(),
+        )
+        sources = [
+            (case.system_label, f"{PROVENANCE_PAGE}#{_case_anchor(case)}") for case in audit.cases
+        ]
+        caption = f"{row.title} per system ({row.direction})" + (
+            f"; gate {row.gate}" if row.gate else ""
+        )
+        return Chart(Markup(svg), caption, sources)
+
+    def _breakdowns(self, audit: Audit) -> list[BreakdownView]:
+        tables: dict[str, list[tuple[SafetyCase, Manifest, GroupTable]]] = {}
+        for case in audit.cases:
+            seen: set[str] = set()
+            for manifest in case.measurements:
+                if manifest.name in seen:
+                    continue
+                seen.add(manifest.name)
+                found = group_table(read_table(self.results.store, manifest))
+                if found is not None:
+                    tables.setdefault(manifest.name, []).append((case, manifest, found))
+        return [self._breakdown(name, found) for name, found in sorted(tables.items())]
+
+    def _breakdown(
+        self, name: str, found: list[tuple[SafetyCase, Manifest, GroupTable]]
+    ) -> BreakdownView:
+        from markupsafe import Markup
+
+        groups = _union(t.groups for _, _, t in found)
+        columns = _union(t.columns for _, _, t in found)
+        sources = [(c.system_label, f"{PROVENANCE_PAGE}#{_anchor(m)}") for c, m, _ in found]
+        charts = []
+        for column in columns:
+            series = [
+                _plots.GroupSeries(
+                    case.system_label,
+                    table.values.get(column, {}),
+                    table.low.get(column),
+                    table.high.get(column),
+                )
+                for case, _, table in found
+            ]
+            svg = _plots.group_chart(f"{name}: {column}", groups, series, chart_id=self._chart_id())
+            charts.append(Chart(Markup(svg), f"{column} by {found[0][2].group_column}", sources))
+        header = [found[0][2].group_column] + [
+            f"{col} · {c.system_label}" for col in columns for c, _, _ in found
+        ]
+        table = [
+            [group]
+            + [_number(t.values.get(col, {}).get(group)) for col in columns for _, _, t in found]
+            for group in groups
+        ]
+        return BreakdownView(name, found[0][2].group_column, groups, columns, charts, table, header)
+
+    # ------------------------------------------------------ index, provenance
+
+    def _systems(self) -> list[dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        for audit in self.results.audits:
+            for case in audit.cases:
+                for system in case.systems:
+                    row = rows.setdefault(
+                        system.service, {"system": system, "ids": set(), "audits": []}
+                    )
+                    row["ids"].add(system.service_id)
+                    if audit.method not in [a for a, _ in row["audits"]]:
+                        row["audits"].append((audit.method, f"audit-{_slug(audit.method)}.html"))
+        return [rows[name] for name in sorted(rows)]
+
+    def _provenance(self) -> dict[str, Any]:
+        in_store = {NodeRef.of(m) for m in self.results.index.manifests}
+        used_by: dict[NodeRef, list[str]] = {}
+        for case in self.results.cases:
+            for manifest in (case.manifest, *case.lineage):
+                used_by.setdefault(NodeRef.of(manifest), []).append(
+                    f"{case.method} · {case.system_label}"
+                )
+        current = [self._node(m, in_store, used_by) for m in self.results.current()]
+        older = [self._node(m, in_store, used_by) for m in self.results.superseded]
+        return {"current": current, "older": older}
+
+    def _node(
+        self, manifest: Manifest, in_store: set[NodeRef], used_by: dict[NodeRef, list[str]]
+    ) -> NodeView:
+        upstream = []
+        for key, node_id in sorted(manifest.upstream.items()):
+            kind, _, name = key.partition("/")
+            ref = NodeRef(kind, name, node_id)
+            upstream.append(
+                (key, node_id, f"#{node_anchor(kind, name, node_id)}" if ref in in_store else None)
+            )
+        return NodeView(
+            manifest,
+            _anchor(manifest),
+            output_kind(manifest),
+            upstream,
+            json.dumps(manifest.spec, indent=2, sort_keys=True, default=str),
+            used_by.get(NodeRef.of(manifest), []),
+        )
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader(__package__, "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["short"] = lambda text, n=10: (text or "")[:n]
+    return env
+
+
+def gate_text(score: ScoreValue) -> str | None:
+    """The gate in the score's own format: `≤ 10.0%`, `≥ 0.8`, `between 1 and 2 ms`."""
+
+    def show(bound: float) -> str:
+        return score.model_copy(update={"value": bound}).formatted()
+
+    if score.gate_min is not None and score.gate_max is not None:
+        return f"between {show(score.gate_min)} and {show(score.gate_max)}"
+    if score.gate_min is not None:
+        return f"≥ {show(score.gate_min)}"
+    if score.gate_max is not None:
+        return f"≤ {show(score.gate_max)}"
+    return None
+
+
+def _ranks(valence: str, values: list[float | None]) -> list[str | None]:
+    """`best`/`worst` per value when the systems differ and the score has a better direction."""
+    present = [v for v in values if v is not None]
+    if valence == "neutral" or len(present) < 2 or min(present) == max(present):
+        return [None] * len(values)
+    best, worst = (
+        (max(present), min(present)) if valence == "positive" else (min(present), max(present))
+    )
+    return ["best" if v == best else "worst" if v == worst else None for v in values]
+
+
+_EXTERNAL_SCRIPT = re.compile(
+    r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:[a-z][a-z0-9+.-]*:)?//[^>]*>\s*</script\s*>", re.IGNORECASE
+)
+_EXTERNAL_LINK = re.compile(
+    r"<link\b[^>]*\bhref\s*=\s*[\"']?(?:[a-z][a-z0-9+.-]*:)?//[^>]*>", re.IGNORECASE
+)
+_HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+
+
+def sanitize_case_html(html: str) -> str:
+    """A rendered safety case that loads nothing from the network.
+
+    nbconvert's templates load require.js and MathJax from a CDN; a report must open
+    offline and leak nothing, so external scripts and stylesheets are removed and a
+    Content-Security-Policy that forbids every fetch is put first in `<head>`.
+    """
+    html = _EXTERNAL_SCRIPT.sub("", html)
+    html = _EXTERNAL_LINK.sub("", html)
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{CASE_CSP}">'
+    match = _HEAD.search(html)
+    if match is None:
+        return f"<!DOCTYPE html><html><head>{meta}</head><body>{html}</body></html>"
+    return html[: match.end()] + meta + html[match.end() :]
+
+
+def _anchor(manifest: Manifest) -> str:
+    return node_anchor(manifest.kind, manifest.name, manifest.id)
+
+
+def _case_anchor(case: SafetyCase) -> str:
+    return _anchor(case.manifest)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "audit"
+
+
+def _union(lists: Iterable[Sequence[str]]) -> list[str]:
+    seen: list[str] = []
+    for items in lists:
+        seen.extend(item for item in items if item not in seen)
+    return seen
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _time(moment: Any) -> str:
+    return str(moment.isoformat(sep=" ", timespec="seconds"))
+
+
+def _auditc_version() -> str:
+    try:
+        return version("auditc")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
