@@ -1,0 +1,294 @@
+"""Stack configuration of the Kubernetes backend: where and how the graph runs on a cluster.
+
+The same model is read from two places:
+
+- by the Pulumi program, from the stack's config (`pulumi.Config("auditc")`);
+- by `auditc compile --target kubernetes --stack NAME`, from `stacks/Pulumi.<NAME>.yaml`.
+
+Keys are camelCase and namespaced `auditc:` in the stack file, as Pulumi requires
+(`auditc:namespace: audits`). Only *names* of Secrets appear here, never values.
+Importing this module does not import pulumi.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from schemas import Issue, Quantity, SpecValidationError, UsageError, format_loc
+
+__all__ = [
+    "CONFIG_NAMESPACE",
+    "DEFAULT_RUNNER_IMAGE",
+    "ContainerResources",
+    "GpuConfig",
+    "ImagesConfig",
+    "JobsConfig",
+    "KubernetesConfig",
+    "ModelCacheConfig",
+    "PvcConfig",
+    "ResourcesConfig",
+    "SecretKeyRef",
+    "SecretsConfig",
+    "StoreConfig",
+    "Toleration",
+    "load_stack_config",
+    "stack_file",
+    "stack_values",
+]
+
+CONFIG_NAMESPACE = "auditc"
+"""The Pulumi project name, and so the prefix of our keys in stack files (`auditc:store`)."""
+DEFAULT_RUNNER_IMAGE = "ghcr.io/auditc/auditc-runner:0.1.0"
+"""Built from `runners/images/Dockerfile`; pin a digest in real stacks."""
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+
+
+class _Config(BaseModel):
+    """camelCase in stack files, snake_case in Python; unknown keys are errors."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+    )
+
+
+class PvcConfig(_Config):
+    """A PersistentVolumeClaim: an existing one by name, or one the program creates (`size`)."""
+
+    claim_name: str = Field(pattern=_DNS_SUBDOMAIN)
+    size: Quantity | None = None
+    """If set, the program creates the claim with this size (else it must exist)."""
+    access_mode: Literal["ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"] = "ReadWriteMany"
+    """Parallel shards write at once: use ReadWriteMany unless every Job runs on one node."""
+
+
+class StoreConfig(_Config):
+    """Where outputs go: an S3-compatible bucket (`uri`) or a volume (`pvc`). Exactly one."""
+
+    uri: str | None = Field(default=None, pattern=r"^[a-z0-9]+://\S+$")
+    """`s3://bucket/prefix?endpoint_override=host:port&scheme=http` (any pyarrow filesystem URI)."""
+    credentials_secret: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN)
+    """A Secret whose keys become environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, …)."""
+    pvc: PvcConfig | None = None
+    mount_path: str = Field(default="/store", pattern=r"^/[A-Za-z0-9/_.-]*$")
+    """Where the volume is mounted in every pod (with `pvc`)."""
+
+    @model_validator(mode="after")
+    def _one(self) -> StoreConfig:
+        if (self.uri is None) == (self.pvc is None):
+            raise ValueError("set exactly one of 'uri' (object storage) and 'pvc' (a volume)")
+        if self.pvc is not None and self.credentials_secret is not None:
+            raise ValueError("'credentialsSecret' is for object storage ('uri'), not for 'pvc'")
+        return self
+
+    @property
+    def root(self) -> str:
+        """The store URI as pods see it: the object-store URI, or the volume's mount path."""
+        return self.uri if self.uri is not None else self.mount_path
+
+
+class ImagesConfig(_Config):
+    """Container images. Pin them by digest (`repo@sha256:…`) in production stacks."""
+
+    runner: str = DEFAULT_RUNNER_IMAGE
+    """auditc's runner image: python/huggingface servers, evaluation client, methods, ingestion."""
+    vllm: str | None = None
+    """Overrides every `vllm` service's `runner.image`."""
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+
+class Toleration(_Config):
+    """A pod toleration (Kubernetes `core/v1 Toleration`)."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class GpuConfig(_Config):
+    """How pods that ask for a GPU are placed; pods without one get none of this."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Labels of GPU nodes (`nvidia.com/gpu.present: "true"`)."""
+    tolerations: list[Toleration] = Field(
+        default_factory=lambda: [
+            Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+        ]
+    )
+    """Taints GPU nodes carry; the default tolerates the usual `nvidia.com/gpu` taint."""
+    product_label: str = "nvidia.com/gpu.product"
+    """Node label matched against `resources.accelerator.product` (GPU feature discovery)."""
+
+
+class ModelCacheConfig(_Config):
+    """Where servers cache model weights (`HF_HOME`); an emptyDir unless a claim is named."""
+
+    pvc: PvcConfig | None = None
+    size_limit: Quantity = "50Gi"
+    """Size limit of the emptyDir used when there is no claim."""
+    mount_path: str = "/model-cache"
+
+
+class SecretKeyRef(_Config):
+    """One key of a Secret."""
+
+    name: str = Field(pattern=_DNS_SUBDOMAIN)
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$")
+    optional: bool = True
+    """Pods still start when the Secret is missing (public models need no token)."""
+
+
+class SecretsConfig(_Config):
+    """References to Secrets (created outside auditc); no value ever appears in a manifest."""
+
+    hf_token: SecretKeyRef | None = SecretKeyRef(name="hf-token", key="token")
+    """Hugging Face token for gated models and datasets (`HF_TOKEN`)."""
+    api_keys: str = Field(default="auditc-api-keys", pattern=_DNS_SUBDOMAIN)
+    """Secret holding external services' API keys, one key per `runner.api_key_env` name."""
+
+
+class ContainerResources(_Config):
+    """Requests and limits of one container."""
+
+    cpu: Quantity
+    memory: Quantity
+    cpu_limit: Quantity | None = None
+    """Defaults to `cpu`."""
+    memory_limit: Quantity | None = None
+    """Defaults to `memory`."""
+
+
+class ResourcesConfig(_Config):
+    """Compute of auditc's own containers (servers take theirs from the InferenceService)."""
+
+    client: ContainerResources = ContainerResources(cpu="500m", memory="1Gi", cpu_limit="2")
+    method: ContainerResources = ContainerResources(cpu="1", memory="4Gi", cpu_limit="2")
+    dataset: ContainerResources = ContainerResources(cpu="500m", memory="2Gi", cpu_limit="2")
+    fetch: ContainerResources = ContainerResources(cpu="100m", memory="256Mi", cpu_limit="1")
+    """Input download/verification and manifest commit steps."""
+
+
+class JobsConfig(_Config):
+    """Retry and clean-up policy of every Job."""
+
+    backoff_limit: int = Field(default=2, ge=0, le=100)
+    """Retries of dataset, method and commit Jobs."""
+    backoff_limit_per_index: int = Field(default=2, ge=0, le=100)
+    """Retries of each evaluation shard."""
+    max_failed_indexes: int | None = Field(default=None, ge=0)
+    """Stop an evaluation once this many shards have failed (default: let all run)."""
+    ttl_seconds_after_finished: int = Field(default=7 * 24 * 3600, ge=0)
+    """Finished Jobs are deleted after this; the store keeps the results."""
+    extra_deadline_seconds: int = Field(default=900, ge=0)
+    """Added to each timeout for image pulls and input downloads."""
+    dataset_deadline_seconds: int = Field(default=3600, ge=1)
+    """How long a dataset ingestion Job may run (Datasets have no timeout of their own)."""
+
+
+class KubernetesConfig(_Config):
+    """Everything a stack says about the cluster.
+
+    Example (`stacks/Pulumi.dev.yaml`):
+
+    ```yaml
+    config:
+      auditc:namespace: audits
+      auditc:store: {uri: "s3://audit-results/main", credentialsSecret: auditc-s3}
+      auditc:images: {runner: "ghcr.io/acme/auditc-runner:0.1.0"}
+    ```
+    """
+
+    specs: list[str] = Field(default_factory=lambda: ["audits"])
+    """Spec files or directories, relative to the project root."""
+    select: list[str] = Field(default_factory=list)
+    """Deploy only these resources and what they need (`name`, `name+`); default all."""
+    namespace: str = Field(default="auditc", pattern=_DNS_LABEL)
+    create_namespace: bool = True
+    """Create the namespace (with the `restricted` Pod Security level), or use an existing one."""
+    store: StoreConfig
+    images: ImagesConfig = ImagesConfig()
+    gpu: GpuConfig = GpuConfig()
+    storage_class: str | None = None
+    """Storage class of the claims the program creates (default: the cluster's default)."""
+    model_cache: ModelCacheConfig = ModelCacheConfig()
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    secrets: SecretsConfig = SecretsConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    jobs: JobsConfig = JobsConfig()
+    shm_size: Quantity = "2Gi"
+    """Size of the `/dev/shm` memory volume of inference servers (vLLM needs it for tensor parallelism)."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Extra labels on every resource (team, cost centre)."""
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any], source: str) -> KubernetesConfig:
+        """Validate un-prefixed keys (`{"namespace": …}`), naming `source` in errors.
+
+        Raises:
+            SpecValidationError: a key is unknown or a value is invalid.
+        """
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise SpecValidationError(
+                [_issue(source, error) for error in exc.errors(include_url=False)]
+            ) from None
+
+
+def _issue(source: str, error: Any) -> Issue:
+    loc = tuple(error["loc"])
+    head = f"{CONFIG_NAMESPACE}:{loc[0]}" if loc else CONFIG_NAMESPACE
+    path = ".".join([head, format_loc(loc[1:])]) if len(loc) > 1 else head
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (see docs/kubernetes.md for the stack settings)"
+    elif error["type"] == "missing":
+        message = "is required"
+    return Issue(source, 0, 0, message, "stack-config", path=path)
+
+
+def stack_file(project_dir: Path, stack: str) -> Path:
+    """`<project>/stacks/Pulumi.<stack>.yaml` (`stackConfigDir: stacks` in Pulumi.yaml)."""
+    return project_dir / "stacks" / f"Pulumi.{stack}.yaml"
+
+
+def load_stack_config(path: Path, overrides: dict[str, Any] | None = None) -> KubernetesConfig:
+    """Read the `auditc:` keys of a Pulumi stack file, then apply `overrides` on top.
+
+    Other namespaces (`kubernetes:…`) and Pulumi's own attributes are ignored.
+
+    Raises:
+        UsageError: the file is missing or is not a Pulumi stack file.
+        SpecValidationError: an `auditc:` key is unknown or has an invalid value.
+    """
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise UsageError(
+            f"stack file {path} does not exist (create it, or pass --store and other options)"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+        raise UsageError(
+            f"{path}: expected a mapping with a 'config' mapping (a Pulumi stack file)"
+        )
+    raw = stack_values(document.get("config") or {})
+    raw.update(overrides or {})
+    return KubernetesConfig.from_mapping(raw, str(path))
+
+
+def stack_values(config: dict[str, Any]) -> dict[str, Any]:
+    """The `auditc:`-namespaced keys of a stack's `config`, without the prefix."""
+    prefix = f"{CONFIG_NAMESPACE}:"
+    return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}

@@ -1,0 +1,426 @@
+"""What each pod reads: runner configs with in-pod paths and store URIs.
+
+The ConfigMap of a node carries JSON files mounted at `/etc/auditc/`:
+
+| file | read by | model |
+| --- | --- | --- |
+| `inputs.json` | `python -m runners.fetch inputs` | `runners.fetch.FetchConfig` |
+| `server.json` | `python -m runners.inference` (sidecar / session) | `runners.inference.ServerConfig` |
+| `step.json` | `runners.datasets` / `runners.evaluation` / `runners.methods` | the step's config |
+| `commit.json` | `python -m runners.fetch commit` | `runners.fetch.CommitConfig` |
+
+Inputs (data files, Module and model directories, notebooks) are fetched into
+`/work/inputs/<project path>`; store locations are node URIs under the stack's store.
+Pure: no pulumi, no file reads, no network.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from schemas import (
+    BackendError,
+    Dataset,
+    Evaluation,
+    InferenceService,
+    Method,
+    Model,
+    Module,
+)
+
+from ..._project import path_refs
+from ._config import KubernetesConfig
+
+if TYPE_CHECKING:
+    from runners.fetch import FetchItem
+
+    from ..._resolve import Graph, Node
+
+__all__ = [
+    "CONFIG_DIR",
+    "INPUTS_DIR",
+    "SERVER_PORT",
+    "STARTED_FILE",
+    "STATE_DIR",
+    "NodeFiles",
+    "ServerPlan",
+    "dataset_files",
+    "evaluation_files",
+    "method_files",
+    "node_uri",
+    "server_plan",
+    "session_files",
+]
+
+CONFIG_DIR = "/etc/auditc"
+INPUTS_DIR = "/work/inputs"
+STATE_DIR = "/work/state"
+STARTED_FILE = f"{STATE_DIR}/started_at"
+SERVER_PORT = 8000
+"""Port of auditc's and vLLM's servers inside a pod."""
+
+_INPUT_KINDS = {"Dataset": "Dataset", "Evaluation": "Evaluation", "Method": "Measurement"}
+
+
+def node_uri(store_root: str, node: Node) -> str:
+    """The node's URI as pods see it (what `Store.uri_of(node.store_path)` gives there)."""
+    if "://" not in store_root:
+        return posixpath.join(store_root.rstrip("/"), node.store_path)
+    scheme, _, rest = store_root.partition("://")
+    location, _, query = rest.partition("?")
+    joined = posixpath.join(location.rstrip("/"), node.store_path)
+    return f"{scheme}://{joined}" + (f"?{query}" if query else "")
+
+
+def _project_path(node: Node, value: str) -> str:
+    base = posixpath.dirname(node.location.file)
+    return posixpath.normpath(posixpath.join(base, value))
+
+
+def _pod_path(node: Node, value: str) -> str:
+    return f"{INPUTS_DIR}/{_project_path(node, value)}"
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    """How a service runs in a pod: which image, command and port (None for `external`)."""
+
+    image: str
+    command: list[str]
+    args: list[str]
+    port: int
+    health_path: str
+    env: dict[str, str]
+    """Non-secret environment variables."""
+    wants_hf_token: bool
+    server_json: str | None
+    """`ServerConfig` JSON for auditc's own runners."""
+
+
+@dataclass(frozen=True)
+class NodeFiles:
+    """The files of a node's ConfigMap and what the pod needs to know about them."""
+
+    data: dict[str, str]
+    """File name under /etc/auditc → content."""
+    uri: str
+    """The node's URI in the store (empty for sessions)."""
+    server: ServerPlan | None = None
+    image: str | None = None
+    """The image whose code produced the node's outputs (for the manifest)."""
+
+
+def _closure(graph: Graph, start: Iterable[str]) -> list[Node]:
+    """The start nodes and every configuration node they need, not crossing workflows."""
+    seen: list[str] = []
+    todo = list(start)
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.append(name)
+        todo.extend(up for up in graph[name].upstream if not graph[up].is_workflow)
+    return [n for n in graph if n.name in seen]
+
+
+def _fetch_items(graph: Graph, start: Iterable[str]) -> list[FetchItem]:
+    from runners.fetch import FetchItem
+
+    items: list[FetchItem] = []
+    for node in _closure(graph, start):
+        for ref in path_refs(node.resource):
+            path = _project_path(node, ref.value)
+            items.append(
+                FetchItem(
+                    path=path,
+                    sha256=node.files[path],
+                    type=ref.type,
+                    dest=f"{INPUTS_DIR}/{path}",
+                )
+            )
+    return items
+
+
+def _inputs_json(
+    graph: Graph, start: Iterable[str], config: KubernetesConfig, started: bool
+) -> str:
+    from runners.fetch import FetchConfig
+
+    return FetchConfig(
+        store=config.store.root,
+        items=_fetch_items(graph, start),
+        started_file=STARTED_FILE if started else None,
+    ).model_dump_json()
+
+
+# --------------------------------------------------------------------- servers
+
+
+def server_plan(
+    graph: Graph, service_name: str, config: KubernetesConfig, host: str
+) -> ServerPlan | None:
+    """How `service_name` is served in a pod, listening on `host`; None for `external`.
+
+    Raises:
+        BackendError: a vLLM service whose model is not a Hugging Face repo or a directory.
+    """
+    node = graph[service_name]
+    service = node.resource
+    assert isinstance(service, InferenceService)
+    runner = service.spec.runner
+    if runner.kind == "external":
+        return None
+    if runner.kind == "container":
+        return ServerPlan(
+            image=runner.image,
+            command=list(runner.command or []),
+            args=list(runner.args),
+            port=runner.port,
+            health_path=runner.health_path,
+            env=dict(runner.env),
+            wants_hf_token=False,
+            server_json=None,
+        )
+    if runner.kind == "vllm":
+        return _vllm_plan(graph, node, config, host)
+    return ServerPlan(
+        image=config.images.runner,
+        command=["python", "-m", "runners.inference"],
+        args=[f"{CONFIG_DIR}/server.json"],
+        port=SERVER_PORT,
+        health_path="/health",
+        env={},
+        wants_hf_token=runner.kind == "huggingface",
+        server_json=_server_json(graph, node, host),
+    )
+
+
+def _server_json(graph: Graph, node: Node, host: str) -> str:
+    from runners.inference import ServerConfig
+
+    service = node.resource
+    assert isinstance(service, InferenceService)
+    model: Model | None = None
+    model_dir: str | None = None
+    python_paths: list[str] = []
+    if service.spec.model is not None:
+        model_node = graph[service.spec.model]
+        assert isinstance(model_node.resource, Model)
+        model = model_node.resource
+        if model.spec.path is not None:
+            model_dir = _pod_path(model_node, model.spec.path)
+        if model.spec.python is not None and model.spec.python.module is not None:
+            python_paths = _module_dirs(graph, [model.spec.python.module])
+    return ServerConfig(
+        service=service,
+        model=model,
+        model_dir=model_dir,
+        python_paths=python_paths,
+        host=host,
+        port=SERVER_PORT,
+    ).model_dump_json()
+
+
+def _vllm_plan(graph: Graph, node: Node, config: KubernetesConfig, host: str) -> ServerPlan:
+    service = node.resource
+    assert isinstance(service, InferenceService) and service.spec.runner.kind == "vllm"
+    assert service.spec.model is not None
+    model_node = graph[service.spec.model]
+    spec = model_node.resource.spec
+    assert isinstance(model_node.resource, Model)
+    if spec.huggingface is not None:  # type: ignore[union-attr]
+        source = [spec.huggingface.repo, "--revision", spec.huggingface.revision]  # type: ignore[union-attr]
+    elif spec.path is not None:  # type: ignore[union-attr]
+        source = [_pod_path(model_node, spec.path)]  # type: ignore[union-attr]
+    else:
+        raise BackendError(
+            f"InferenceService/{node.name}: a 'vllm' runner serves a Hugging Face repo or a "
+            f"model directory, but Model/{model_node.name} is a Python callable"
+        )
+    args = [
+        *source,
+        "--host",
+        host,
+        "--port",
+        str(SERVER_PORT),
+        "--served-model-name",
+        model_node.name,
+        *service.spec.runner.args,
+    ]
+    return ServerPlan(
+        image=config.images.vllm or service.spec.runner.image,
+        command=["vllm", "serve"],
+        args=args,
+        port=SERVER_PORT,
+        health_path="/health",
+        env={},
+        wants_hf_token=True,
+        server_json=None,
+    )
+
+
+def _module_dirs(graph: Graph, names: Iterable[str]) -> list[str]:
+    dirs: list[str] = []
+    for name in names:
+        node = graph[name]
+        assert isinstance(node.resource, Module)
+        dirs.append(_pod_path(node, node.resource.spec.path))
+    return dirs
+
+
+# ----------------------------------------------------------------------- nodes
+
+
+def _commit_json(
+    graph: Graph,
+    node: Node,
+    uri: str,
+    image: str | None,
+    *,
+    started: bool,
+    count_rows: bool,
+    expected: dict[str, Any] | None = None,
+) -> str:
+    from runners.fetch import CommitConfig
+
+    upstream = graph.upstream(node.name)
+    manifest = {
+        "kind": node.kind,
+        "name": node.name,
+        "id": node.id,
+        "spec": node.resource.model_dump(mode="json"),
+        "upstream": {n.key: n.id for n in graph if n.name in upstream},
+        "input_files": dict(node.files),
+        "model_revision": _model_revision(graph, node),
+        "image": image,
+    }
+    return CommitConfig(
+        node_uri=uri,
+        manifest=manifest,
+        started_file=STARTED_FILE if started else None,
+        count_rows=count_rows,
+        expected=expected,  # type: ignore[arg-type]
+    ).model_dump_json()
+
+
+def _model_revision(graph: Graph, node: Node) -> str | None:
+    """What pins the model an Evaluation ran against (as the local backend records it)."""
+    if not isinstance(node.resource, Evaluation):
+        return None
+    service = graph[node.resource.spec.service].resource
+    assert isinstance(service, InferenceService)
+    if service.spec.model is None:
+        return None
+    model_node = graph[service.spec.model]
+    spec = model_node.resource.spec
+    if spec.huggingface is not None:  # type: ignore[union-attr]
+        return f"{spec.huggingface.repo}@{spec.huggingface.revision}"  # type: ignore[union-attr]
+    if spec.python is not None and spec.python.package is not None:  # type: ignore[union-attr]
+        return spec.python.package  # type: ignore[union-attr]
+    hashed = dict(model_node.files)
+    for upstream in model_node.upstream:
+        hashed.update(graph[upstream].files)
+    return ", ".join(f"{p}@sha256:{d}" for p, d in sorted(hashed.items())) or None
+
+
+def dataset_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
+    """ConfigMap files of a Dataset's ingestion Job."""
+    from runners.datasets import IngestConfig
+
+    dataset = node.resource
+    assert isinstance(dataset, Dataset)
+    uri = node_uri(config.store.root, node)
+    source = dataset.spec.file
+    step = IngestConfig(
+        dataset=dataset,
+        source_path=_pod_path(node, source.path) if source is not None else None,
+        output_uri=uri,
+    )
+    image = config.images.runner
+    data = {
+        "inputs.json": _inputs_json(graph, [node.name], config, started=True),
+        "step.json": step.model_dump_json(),
+        "commit.json": _commit_json(graph, node, uri, image, started=True, count_rows=True),
+    }
+    return NodeFiles(data, uri, image=image)
+
+
+def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
+    """ConfigMap files of an Evaluation's Indexed Job (and of its commit Job)."""
+    from runners.evaluation import EvaluationConfig
+
+    evaluation = node.resource
+    assert isinstance(evaluation, Evaluation)
+    service = graph[evaluation.spec.service].resource
+    assert isinstance(service, InferenceService)
+    runner = service.spec.runner
+    server = server_plan(graph, service.name, config, "127.0.0.1")
+    uri = node_uri(config.store.root, node)
+    dataset_uri = node_uri(config.store.root, graph[evaluation.spec.dataset])
+    step = EvaluationConfig(
+        evaluation=evaluation,
+        service=service,
+        base_url=runner.url if runner.kind == "external" else f"http://127.0.0.1:{server.port}",  # type: ignore[union-attr]
+        api_key_env=runner.api_key_env if runner.kind == "external" else None,
+        dataset_uri=dataset_uri,
+        output_uri=uri,
+        shard_index=0,
+        shard_count=evaluation.spec.shards,
+        progress=False,
+    )
+    image = server.image if server is not None else config.images.runner
+    expected = {"dataset_uri": dataset_uri, "replications": evaluation.spec.replications}
+    data = {
+        "inputs.json": _inputs_json(graph, [service.name], config, started=False),
+        "step.json": step.model_dump_json(),
+        "commit.json": _commit_json(
+            graph, node, uri, image, started=False, count_rows=True, expected=expected
+        ),
+    }
+    if server is not None and server.server_json is not None:
+        data["server.json"] = server.server_json
+    return NodeFiles(data, uri, server=server, image=image)
+
+
+def method_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
+    """ConfigMap files of a Method's Job."""
+    from runners.methods import MethodConfig, MethodInputRef
+
+    method = node.resource
+    assert isinstance(method, Method)
+    uri = node_uri(config.store.root, node)
+    inputs = {
+        keyword: MethodInputRef(
+            kind=_INPUT_KINDS[graph[item.resource].kind],  # type: ignore[arg-type]
+            uri=node_uri(config.store.root, graph[item.resource]),
+        )
+        for keyword, item in method.spec.inputs.items()
+    }
+    notebook = method.spec.implementation.notebook
+    step = MethodConfig(
+        method=method,
+        inputs=inputs,
+        notebook_path=_pod_path(node, notebook) if notebook else None,
+        python_paths=_module_dirs(graph, method.spec.modules),
+        output_uri=uri,
+    )
+    image = config.images.runner
+    measurement = method.spec.output.kind == "Measurement"
+    data = {
+        "inputs.json": _inputs_json(graph, [node.name], config, started=True),
+        "step.json": step.model_dump_json(),
+        "commit.json": _commit_json(graph, node, uri, image, started=True, count_rows=measurement),
+    }
+    return NodeFiles(data, uri, image=image)
+
+
+def session_files(graph: Graph, service_name: str, config: KubernetesConfig) -> NodeFiles:
+    """ConfigMap files of an InferenceSession's Deployment (servers listen on all interfaces)."""
+    server = server_plan(graph, service_name, config, "0.0.0.0")
+    data = {"inputs.json": _inputs_json(graph, [service_name], config, started=False)}
+    if server is not None and server.server_json is not None:
+        data["server.json"] = server.server_json
+    return NodeFiles(data, "", server=server, image=server.image if server else None)

@@ -1,0 +1,323 @@
+"""Typed pod pieces: containers, volumes, probes, security contexts, GPU placement.
+
+Every pod auditc declares runs as a non-root user with a read-only root filesystem,
+no privilege escalation, all capabilities dropped and the RuntimeDefault seccomp
+profile (the `restricted` Pod Security Standard); writable paths are emptyDirs.
+Every container has resource requests and limits. Only a server whose
+InferenceService asks for an accelerator gets a GPU limit, the GPU node selector
+and tolerations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pulumi_kubernetes.core import v1 as core
+
+from schemas import InferenceService
+
+from ._config import ContainerResources, KubernetesConfig
+from ._configs import CONFIG_DIR, INPUTS_DIR, STATE_DIR, ServerPlan
+
+__all__ = [
+    "RUN_AS_USER",
+    "commit_container",
+    "fetch_container",
+    "gpu_limits",
+    "hf_token_env",
+    "placement",
+    "pod_security_context",
+    "secret_env",
+    "server_container",
+    "step_container",
+    "volumes",
+]
+
+RUN_AS_USER = 10001
+"""The runner image's user (runners/images/Dockerfile); other images run as it too."""
+PROBE_PERIOD_S = 5
+_WRITABLE_ENV = {
+    # Read-only root filesystem: every tool that writes under $HOME writes to /tmp.
+    "HOME": "/tmp",
+    "XDG_CACHE_HOME": "/tmp/.cache",
+    "MPLCONFIGDIR": "/tmp/matplotlib",
+    "IPYTHONDIR": "/tmp/ipython",
+    "JUPYTER_RUNTIME_DIR": "/tmp/jupyter/runtime",
+    "JUPYTER_DATA_DIR": "/tmp/jupyter/data",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def pod_security_context() -> core.PodSecurityContextArgs:
+    """Non-root, RuntimeDefault seccomp; volumes writable by the pod's group."""
+    return core.PodSecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=RUN_AS_USER,
+        run_as_group=RUN_AS_USER,
+        fs_group=RUN_AS_USER,
+        seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def _container_security() -> core.SecurityContextArgs:
+    return core.SecurityContextArgs(
+        run_as_non_root=True,
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        privileged=False,
+        capabilities=core.CapabilitiesArgs(drop=["ALL"]),
+        seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def _resources(
+    spec: ContainerResources, extra_limits: dict[str, str] | None = None
+) -> core.ResourceRequirementsArgs:
+    return core.ResourceRequirementsArgs(
+        requests={"cpu": spec.cpu, "memory": spec.memory},
+        limits={
+            "cpu": spec.cpu_limit or spec.cpu,
+            "memory": spec.memory_limit or spec.memory,
+            **(extra_limits or {}),
+        },
+    )
+
+
+def _env(values: dict[str, str]) -> list[core.EnvVarArgs]:
+    return [core.EnvVarArgs(name=k, value=v) for k, v in sorted(values.items())]
+
+
+def _secret_env(name: str, secret: str, key: str, *, optional: bool) -> core.EnvVarArgs:
+    return core.EnvVarArgs(
+        name=name,
+        value_from=core.EnvVarSourceArgs(
+            secret_key_ref=core.SecretKeySelectorArgs(name=secret, key=key, optional=optional)
+        ),
+    )
+
+
+def hf_token_env(config: KubernetesConfig) -> list[core.EnvVarArgs]:
+    """`HF_TOKEN` and `HUGGING_FACE_HUB_TOKEN` from the stack's Hugging Face token Secret."""
+    ref = config.secrets.hf_token
+    if ref is None:
+        return []
+    return [
+        _secret_env(var, ref.name, ref.key, optional=ref.optional)
+        for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+    ]
+
+
+def _store_access(
+    config: KubernetesConfig,
+) -> tuple[list[core.EnvFromSourceArgs], list[core.VolumeMountArgs]]:
+    """Credentials (object store) or the volume mount (PVC) every store user needs."""
+    store = config.store
+    if store.pvc is not None:
+        return [], [core.VolumeMountArgs(name="store", mount_path=store.mount_path)]
+    if store.credentials_secret is None:
+        return [], []
+    source = core.SecretEnvSourceArgs(name=store.credentials_secret, optional=False)
+    return [core.EnvFromSourceArgs(secret_ref=source)], []
+
+
+def _mount(name: str, path: str, *, read_only: bool = False) -> core.VolumeMountArgs:
+    return core.VolumeMountArgs(name=name, mount_path=path, read_only=read_only or None)
+
+
+def _runner_container(
+    name: str,
+    args: Sequence[str],
+    config: KubernetesConfig,
+    resources: ContainerResources,
+    *,
+    mounts: Sequence[core.VolumeMountArgs],
+    env: Sequence[core.EnvVarArgs] = (),
+    store: bool = True,
+) -> core.ContainerArgs:
+    env_from, store_mounts = _store_access(config) if store else ([], [])
+    return core.ContainerArgs(
+        name=name,
+        image=config.images.runner,
+        image_pull_policy=config.images.pull_policy,
+        command=["python", "-m"],
+        args=list(args),
+        env=[*_env(_WRITABLE_ENV), *env],
+        env_from=env_from or None,
+        volume_mounts=[*mounts, *store_mounts, _mount("tmp", "/tmp")],
+        resources=_resources(resources),
+        security_context=_container_security(),
+        termination_message_policy="FallbackToLogsOnError",
+    )
+
+
+def fetch_container(config: KubernetesConfig) -> core.ContainerArgs:
+    """Init container: download the pod's inputs and verify their sha256 (exit 2 on mismatch)."""
+    return _runner_container(
+        "fetch",
+        ["runners.fetch", "inputs", f"{CONFIG_DIR}/inputs.json"],
+        config,
+        config.resources.fetch,
+        mounts=[
+            _mount("config", CONFIG_DIR, read_only=True),
+            _mount("inputs", INPUTS_DIR),
+            _mount("state", STATE_DIR),
+        ],
+    )
+
+
+def step_container(
+    name: str,
+    args: Sequence[str],
+    config: KubernetesConfig,
+    resources: ContainerResources,
+    *,
+    env: Sequence[core.EnvVarArgs] = (),
+) -> core.ContainerArgs:
+    """A runner step (`python -m runners.<step> /etc/auditc/step.json …`)."""
+    return _runner_container(
+        name,
+        args,
+        config,
+        resources,
+        env=env,
+        mounts=[
+            _mount("config", CONFIG_DIR, read_only=True),
+            _mount("inputs", INPUTS_DIR, read_only=True),
+            _mount("state", STATE_DIR),
+        ],
+    )
+
+
+def commit_container(config: KubernetesConfig, *, state: bool = True) -> core.ContainerArgs:
+    """Writes the node's manifest once its step succeeded."""
+    mounts = [_mount("config", CONFIG_DIR, read_only=True)]
+    if state:
+        mounts.append(_mount("state", STATE_DIR, read_only=True))
+    return _runner_container(
+        "commit",
+        ["runners.fetch", "commit", f"{CONFIG_DIR}/commit.json"],
+        config,
+        config.resources.fetch,
+        mounts=mounts,
+    )
+
+
+def secret_env(name: str, secret: str, key: str) -> core.EnvVarArgs:
+    """An environment variable read from a Secret key (its value never enters a manifest)."""
+    return _secret_env(name, secret, key, optional=False)
+
+
+def gpu_limits(service: InferenceService) -> dict[str, str]:
+    """`{"nvidia.com/gpu": "N"}` when the service asks for an accelerator, else `{}`."""
+    accelerator = service.spec.resources.accelerator
+    return {accelerator.kind: str(accelerator.count)} if accelerator is not None else {}
+
+
+def placement(
+    service: InferenceService | None, config: KubernetesConfig
+) -> tuple[dict[str, str] | None, list[core.TolerationArgs] | None]:
+    """Node selector and tolerations of a pod: GPU ones only if its server wants a GPU."""
+    if service is None or service.spec.resources.accelerator is None:
+        return None, None
+    selector = dict(config.gpu.node_selector)
+    if service.spec.resources.accelerator.product is not None:
+        selector[config.gpu.product_label] = service.spec.resources.accelerator.product
+    tolerations = [
+        core.TolerationArgs(key=t.key, operator=t.operator, value=t.value, effect=t.effect)
+        for t in config.gpu.tolerations
+    ]
+    return selector or None, tolerations or None
+
+
+def _probe(plan: ServerPlan, period: int, failures: int) -> core.ProbeArgs:
+    return core.ProbeArgs(
+        http_get=core.HTTPGetActionArgs(path=plan.health_path, port="http"),
+        period_seconds=period,
+        timeout_seconds=min(period, 5),
+        failure_threshold=failures,
+    )
+
+
+def server_container(
+    plan: ServerPlan,
+    service: InferenceService,
+    config: KubernetesConfig,
+    *,
+    sidecar: bool,
+    ready_timeout_s: float,
+) -> core.ContainerArgs:
+    """The inference server: a native sidecar of an evaluation pod, or a session's container.
+
+    The startup probe gives the model `ready_timeout_s` to load; only then do the
+    readiness and liveness probes (and, for a sidecar, the evaluation client) start.
+    """
+    resources = service.spec.resources
+    env = {**_WRITABLE_ENV, "HF_HOME": config.model_cache.mount_path, **plan.env}
+    mounts = [
+        _mount("inputs", INPUTS_DIR, read_only=True),
+        _mount("tmp", "/tmp"),
+        _mount("shm", "/dev/shm"),
+        _mount("model-cache", config.model_cache.mount_path),
+    ]
+    if plan.server_json is not None:
+        mounts.insert(0, _mount("config", CONFIG_DIR, read_only=True))
+    return core.ContainerArgs(
+        name="server",
+        image=plan.image,
+        image_pull_policy=config.images.pull_policy,
+        command=plan.command or None,
+        args=plan.args or None,
+        env=[*_env(env), *(hf_token_env(config) if plan.wants_hf_token else [])],
+        ports=[core.ContainerPortArgs(name="http", container_port=plan.port, protocol="TCP")],
+        startup_probe=_probe(
+            plan, PROBE_PERIOD_S, max(1, math.ceil(ready_timeout_s / PROBE_PERIOD_S))
+        ),
+        readiness_probe=_probe(plan, PROBE_PERIOD_S, 3),
+        liveness_probe=_probe(plan, 10, 6),
+        resources=_resources(
+            ContainerResources(cpu=resources.cpu, memory=resources.memory), gpu_limits(service)
+        ),
+        security_context=_container_security(),
+        volume_mounts=mounts,
+        # A native sidecar: started before the client, stopped when the client exits.
+        restart_policy="Always" if sidecar else None,
+        termination_message_policy="FallbackToLogsOnError",
+    )
+
+
+def volumes(config: KubernetesConfig, config_map: str, *, server: bool) -> list[core.VolumeArgs]:
+    """The pod's volumes: its ConfigMap, scratch emptyDirs, the store and the model cache."""
+    found = [
+        core.VolumeArgs(name="config", config_map=core.ConfigMapVolumeSourceArgs(name=config_map)),
+        core.VolumeArgs(name="inputs", empty_dir=core.EmptyDirVolumeSourceArgs()),
+        core.VolumeArgs(name="state", empty_dir=core.EmptyDirVolumeSourceArgs(size_limit="16Mi")),
+        core.VolumeArgs(
+            name="tmp",
+            empty_dir=core.EmptyDirVolumeSourceArgs(size_limit="8Gi" if server else "2Gi"),
+        ),
+    ]
+    if config.store.pvc is not None:
+        claim = core.PersistentVolumeClaimVolumeSourceArgs(claim_name=config.store.pvc.claim_name)
+        found.append(core.VolumeArgs(name="store", persistent_volume_claim=claim))
+    if server:
+        found.append(
+            core.VolumeArgs(
+                name="shm",
+                empty_dir=core.EmptyDirVolumeSourceArgs(
+                    medium="Memory", size_limit=config.shm_size
+                ),
+            )
+        )
+        found.append(_model_cache(config))
+    return found
+
+
+def _model_cache(config: KubernetesConfig) -> core.VolumeArgs:
+    cache = config.model_cache
+    if cache.pvc is not None:
+        claim = core.PersistentVolumeClaimVolumeSourceArgs(claim_name=cache.pvc.claim_name)
+        return core.VolumeArgs(name="model-cache", persistent_volume_claim=claim)
+    return core.VolumeArgs(
+        name="model-cache", empty_dir=core.EmptyDirVolumeSourceArgs(size_limit=cache.size_limit)
+    )

@@ -1,0 +1,63 @@
+"""`python -m runners.fetch inputs|commit CONFIG.json`: the pod-side steps of the Kubernetes backend.
+
+Exit codes (docs/contracts.md): 0 success, 1 the step failed, 2 invalid config or an
+input that is missing or does not match its hash, 3 a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from schemas import AuditcError
+
+from ._commit import CommitConfig, commit_node
+from ._fetch import FetchConfig, fetch_inputs
+
+EXIT_INVALID = 2
+EXIT_BUG = 3
+
+
+def _load(model: type[BaseModel], path: str) -> BaseModel:
+    try:
+        return model.model_validate_json(Path(path).read_bytes())
+    except OSError as exc:
+        print(f"error: cannot read config {path}: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        print(f"error: {path}: {where}: {first['msg']}", file=sys.stderr)
+    sys.exit(EXIT_INVALID)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one step; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m runners.fetch", description=__doc__)
+    parser.add_argument("step", choices=["inputs", "commit"])
+    parser.add_argument("config", help="the step's JSON config")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.step == "inputs":
+            result = fetch_inputs(_load(FetchConfig, args.config))  # type: ignore[arg-type]
+            print(f"fetched {result.files} files ({result.bytes} bytes)", file=sys.stderr)
+        else:
+            manifest = commit_node(_load(CommitConfig, args.config))  # type: ignore[arg-type]
+            print(f"committed {manifest.kind}/{manifest.name} {manifest.id}", file=sys.stderr)
+    except AuditcError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception:
+        traceback.print_exc()
+        print("internal error: this is a bug in auditc; please report it.", file=sys.stderr)
+        return EXIT_BUG
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
