@@ -162,7 +162,7 @@ def instances_table(method: str, name: str, instances: Any) -> pa.Table:
             )
         table = _conform_instances(where, found)
     _check_instance_values(where, table)
-    return table
+    return table.cast(INSTANCE_SCHEMA)
 
 
 def _conform_instances(where: str, table: pa.Table) -> pa.Table:

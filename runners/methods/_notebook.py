@@ -83,6 +83,8 @@ def _execute(config: MethodConfig, executed: Path, out: Path) -> None:
     from papermill.exceptions import PapermillException, PapermillExecutionError
 
     where = f"Method/{config.method.name}: notebook {Path(str(config.notebook_path)).name}"
+    quiet = _ReservedParameterFilter()
+    logging.getLogger("papermill").addFilter(quiet)
     try:
         papermill.execute_notebook(
             input_path=str(config.notebook_path),
@@ -111,6 +113,18 @@ def _execute(config: MethodConfig, executed: Path, out: Path) -> None:
     except (PapermillException, OSError, ValueError) as exc:
         # unreadable or malformed notebooks, and kernels that fail to start
         raise MethodError(f"{where} could not run: {type(exc).__name__}: {exc}") from exc
+    finally:
+        logging.getLogger("papermill").removeFilter(quiet)
+
+
+class _ReservedParameterFilter(logging.Filter):
+    """Drops papermill's warning that `auditc_*` parameters are not in the parameters cell.
+
+    Every notebook receives them; a notebook need not declare what it does not use.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passed unknown parameter: auditc_")
 
 
 def _kernel_options() -> dict[str, Any]:
