@@ -54,7 +54,7 @@ class BaselineNode:
     spec: dict[str, Any] | None = None
     """The spec as `model_dump(mode="json")`, names not replaced; None when unknown."""
     upstream: dict[str, str] = field(default_factory=dict)
-    """`Kind/name` → id of each direct upstream node."""
+    """`Kind/name` → id of its upstream nodes (direct ones at least; manifests list all)."""
     files: dict[str, str] = field(default_factory=dict)
     """Project-relative path → hash of each file it read."""
     complete: bool = True
@@ -113,11 +113,15 @@ def _baseline_node(graph: Graph, node: Node) -> BaselineNode:
 
 
 def _manifest_node(manifest: Manifest) -> BaselineNode:
+    spec: Any = manifest.spec
+    # Backends store the whole resource (kind, name, spec, …); plans compare its spec.
+    if isinstance(spec.get("spec"), dict) and "kind" in spec:
+        spec = spec["spec"]
     return BaselineNode(
         manifest.kind,
         manifest.name,
         manifest.id,
-        dict(manifest.spec) or None,
+        dict(spec) or None,
         dict(manifest.upstream),
         dict(manifest.input_files),
         manifest.status == "complete",
@@ -266,7 +270,7 @@ class _Explainer:
                 found.append(f"now depends on {up.key}")
             elif before is not None and before != up.id:
                 found.append(self._describe_upstream(up))
-        now = {self.graph[n].key for n in node.upstream}
+        now = {self.graph[n].key for n in self.graph.upstream(node.name)}
         found += [f"no longer depends on {key}" for key in sorted(set(old.upstream) - now)]
         return found
 

@@ -66,3 +66,16 @@ def test_help_documents_exit_codes() -> None:
     result = auditc("validate", "--help", cwd=BASIC)
     assert result.returncode == 0
     assert "2 invalid specs or usage" in " ".join(result.stdout.split())
+
+
+def _audit_projects() -> list[Path]:
+    """`audits/` of this repository, once it holds specs (they are written alongside)."""
+    audits = ROOT / "audits"
+    has_specs = audits.is_dir() and any(audits.rglob("*.y*ml"))
+    return [audits] if has_specs else []
+
+
+@pytest.mark.parametrize("audits", _audit_projects(), ids=lambda p: p.name)
+def test_repository_audits_validate(audits: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["-C", str(ROOT), "validate", "audits"])
+    assert capsys.readouterr().out.startswith("ok: ")

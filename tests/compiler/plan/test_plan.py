@@ -171,7 +171,8 @@ def test_project_in_a_subdirectory_of_the_repo(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ store baseline
 
 
-def write_manifest(store: Store, node, status: str = "complete") -> None:  # type: ignore[no-untyped-def]
+def write_manifest(store: Store, graph, node, status: str = "complete") -> None:  # type: ignore[no-untyped-def]
+    """A manifest as the local backend writes it: the whole resource, every upstream node."""
     now = datetime.now(UTC)
     store.write_manifest(
         node.store_path,
@@ -180,7 +181,9 @@ def write_manifest(store: Store, node, status: str = "complete") -> None:  # typ
             name=node.name,
             id=node.id,
             status=status,  # type: ignore[arg-type]
-            spec=node.resource.spec.model_dump(mode="json"),
+            spec=node.resource.model_dump(mode="json"),
+            upstream={graph[n].key: graph[n].id for n in graph.upstream(node.name)},
+            input_files=dict(node.files),
             auditc_version="0.1.0",
             started_at=now,
             finished_at=now,
@@ -194,9 +197,9 @@ def test_store_baseline(tmp_path: Path) -> None:
     shutil.copytree(BASIC, root)
     graph = graph_of(root)
     store = Store.open(root / ".auditc")
-    write_manifest(store, graph["identity-phrases"])
-    write_manifest(store, graph["filter-on-identity-phrases"], status="failed")
-    write_manifest(store, graph["false-positives-by-identity"])
+    write_manifest(store, graph, graph["identity-phrases"])
+    write_manifest(store, graph, graph["filter-on-identity-phrases"], status="failed")
+    write_manifest(store, graph, graph["false-positives-by-identity"])
     gone = graph["identity-phrases"]
     store.write_manifest(
         "dataset/old-data/0123456789abcdef0123",
@@ -252,3 +255,26 @@ def test_renderings(repo: Path) -> None:
 def test_empty_baseline_creates_every_workflow(repo: Path) -> None:
     result = plan(graph_of(repo), Baseline.empty())
     assert [e.key for e in result.of("create")] == WORKFLOWS
+
+
+def test_store_baseline_reasons_after_a_data_change(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    shutil.copytree(BASIC, root)
+    graph = graph_of(root)
+    store = Store.open(root / ".auditc")
+    for node in graph:
+        if node.is_workflow:
+            write_manifest(store, graph, node)
+    edit(root / "audits" / "data" / "identity_phrases.jsonl", "woman", "women")
+    result = plan(graph_of(root), load_baseline(root, [root / "audits"]))
+    assert {e.key: e.reasons for e in result.entries} == {
+        "Dataset/identity-phrases": ["file audits/data/identity_phrases.jsonl changed"],
+        "Evaluation/filter-on-identity-phrases": ["upstream Dataset/identity-phrases changed"],
+        "Method/false-positives-by-identity": [
+            "upstream Evaluation/filter-on-identity-phrases changed",
+            "upstream Dataset/identity-phrases changed",
+        ],
+        "Method/offensive-filter-safety-case": [
+            "upstream Method/false-positives-by-identity changed"
+        ],
+    }
