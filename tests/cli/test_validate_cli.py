@@ -68,14 +68,14 @@ def test_help_documents_exit_codes() -> None:
     assert "2 invalid specs or usage" in " ".join(result.stdout.split())
 
 
-def _audit_projects() -> list[Path]:
-    """`audits/` of this repository, once it holds specs (they are written alongside)."""
+def _spec_projects() -> list[tuple[Path, str]]:
+    """This repository's `audits/` once it holds specs (written alongside), and the fixture."""
     audits = ROOT / "audits"
-    has_specs = audits.is_dir() and any(audits.rglob("*.y*ml"))
-    return [audits] if has_specs else []
+    found = [(ROOT, "audits")] if audits.is_dir() and any(audits.rglob("*.y*ml")) else []
+    return [*found, (BASIC, "audits")]
 
 
-@pytest.mark.parametrize("audits", _audit_projects(), ids=lambda p: p.name)
-def test_repository_audits_validate(audits: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["-C", str(ROOT), "validate", "audits"])
+@pytest.mark.parametrize(("root", "paths"), _spec_projects(), ids=lambda v: str(v)[-30:])
+def test_spec_projects_validate(root: Path, paths: str, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["-C", str(root), "validate", paths])
     assert capsys.readouterr().out.startswith("ok: ")
