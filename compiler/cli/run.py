@@ -114,7 +114,7 @@ def _finish_line(result: NodeResult) -> tuple[str, str]:
     if result.status == "ran":
         details = []
         if result.rows is not None:
-            details.append(f"{result.rows:,} rows")
+            details.append(f"{result.rows:,} row{'s' if result.rows != 1 else ''}")
         if "errors" in result.metrics:
             details.append(_count(int(result.metrics["errors"]), "error"))
         extra = f" ({', '.join(details)})" if details else ""

@@ -12,8 +12,8 @@ import pytest
 
 REPO = Path(__file__).parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "audits"
-AUDITC = [sys.executable, "-m", "compiler.cli.main"]
-"""The console script's code, run by this interpreter (the venv's)."""
+AUDITC = [str(Path(sys.executable).parent / "auditc")]
+"""The console script installed next to this interpreter (the venv's)."""
 
 
 def copy_fixture(name: str, target: Path) -> Path:

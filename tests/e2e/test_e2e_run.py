@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import psutil
 import pytest
@@ -130,13 +131,14 @@ def test_unknown_selection_is_a_usage_error(
     assert "Traceback" not in done.stderr
 
 
-def _wait_for(predicate: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for the run to reach the evaluation")
+def _read_until(stream: IO[str], marker: str) -> str:
+    """Lines of a running process's stderr up to the first that contains `marker`."""
+    seen = []
+    for line in stream:
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"the run ended before {marker!r}:\n{''.join(seen)}")
 
 
 def test_ctrl_c_stops_every_process_and_a_rerun_completes_exactly_once(project: Path) -> None:
@@ -151,18 +153,21 @@ def test_ctrl_c_stops_every_process_and_a_rerun_completes_exactly_once(project: 
         env=env,
     )
     try:
-        _wait_for(lambda: any(store.glob("evaluation/*/*/logs/evaluation.log")), 120)
-        time.sleep(1.0)  # the client is sending by now
+        assert proc.stderr is not None
+        before = _read_until(proc.stderr, "InferenceService/length-service started at")
+        assert "Evaluation/phrases-through-length" in before
+        time.sleep(1.5)  # the client is waiting for its first answers by now
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("runners.inference" in " ".join(c.cmdline()) for c in children)
         assert any("runners.evaluation" in " ".join(c.cmdline()) for c in children)
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        _, after = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130
-    assert "Interrupted." in stderr and "Traceback" not in stderr
+    assert after.rstrip().endswith(("Aborted.", "Interrupted.")) and "Traceback" not in after
+    assert "Evaluation/phrases-through-length" not in after  # neither done nor failed
     _, alive = psutil.wait_procs(children, timeout=5)
     assert alive == []
     assert not any(store.glob("evaluation/*/*/manifest.json"))  # nothing recorded as complete

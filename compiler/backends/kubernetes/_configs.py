@@ -153,7 +153,7 @@ def _inputs_json(
         store=config.store.root,
         items=_fetch_items(graph, start),
         started_file=STARTED_FILE if started else None,
-    ).model_dump_json()
+    ).model_dump_json(indent=2)
 
 
 # --------------------------------------------------------------------- servers
@@ -221,7 +221,7 @@ def _server_json(graph: Graph, node: Node, host: str) -> str:
         python_paths=python_paths,
         host=host,
         port=SERVER_PORT,
-    ).model_dump_json()
+    ).model_dump_json(indent=2)
 
 
 def _vllm_plan(graph: Graph, node: Node, config: KubernetesConfig, host: str) -> ServerPlan:
@@ -303,7 +303,7 @@ def _commit_json(
         started_file=STARTED_FILE if started else None,
         count_rows=count_rows,
         expected=expected,  # type: ignore[arg-type]
-    ).model_dump_json()
+    ).model_dump_json(indent=2)
 
 
 def _model_revision(graph: Graph, node: Node) -> str | None:
@@ -342,7 +342,7 @@ def dataset_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFil
     image = config.images.runner
     data = {
         "inputs.json": _inputs_json(graph, [node.name], config, started=True),
-        "step.json": step.model_dump_json(),
+        "step.json": step.model_dump_json(indent=2),
         "commit.json": _commit_json(graph, node, uri, image, started=True, count_rows=True),
     }
     return NodeFiles(data, uri, image=image)
@@ -375,7 +375,7 @@ def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> Node
     expected = {"dataset_uri": dataset_uri, "replications": evaluation.spec.replications}
     data = {
         "inputs.json": _inputs_json(graph, [service.name], config, started=False),
-        "step.json": step.model_dump_json(),
+        "step.json": step.model_dump_json(indent=2),
         "commit.json": _commit_json(
             graph, node, uri, image, started=False, count_rows=True, expected=expected
         ),
@@ -411,7 +411,7 @@ def method_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFile
     measurement = method.spec.output.kind == "Measurement"
     data = {
         "inputs.json": _inputs_json(graph, [node.name], config, started=True),
-        "step.json": step.model_dump_json(),
+        "step.json": step.model_dump_json(indent=2),
         "commit.json": _commit_json(graph, node, uri, image, started=True, count_rows=measurement),
     }
     return NodeFiles(data, uri, image=image)

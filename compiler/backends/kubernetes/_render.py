@@ -269,8 +269,20 @@ def _key_rank(key: str) -> tuple[int, str]:
     return (first.index(key), "") if key in first else (len(first), key)
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the JSON files of ConfigMaps) as literal blocks, readable in review."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def _dump(manifest: dict[str, Any]) -> str:
-    return yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=100)
+    return yaml.dump(manifest, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
 
 
 def write_manifests(rendering: Rendering, out: Path) -> list[Path]:

@@ -173,6 +173,8 @@ class _Scheduler:
         self.deps = {n.name: ctx.graph.upstream(n.name) & names for n in to_run}
         self.succeeded: set[str] = set()
         self.unsuccessful: set[str] = set()
+        """Failed or skipped."""
+        self.failed: set[str] = set()
         self.results: dict[str, NodeResult] = {}
         self.running: dict[Future[NodeResult], Node] = {}
         self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="auditc-node")
@@ -197,6 +199,8 @@ class _Scheduler:
     def _record(self, node: Node, result: NodeResult) -> None:
         self.results[node.name] = result
         (self.succeeded if result.status == "ran" else self.unsuccessful).add(node.name)
+        if result.status == "failed":
+            self.failed.add(node.name)
         self.on_event(RunEvent("finish", node.key, node.id, result=result))
 
     def _skip_blocked(self) -> None:
@@ -209,10 +213,10 @@ class _Scheduler:
             if isinstance(node.resource, Evaluation):
                 spec = node.resource.spec
                 self.ctx.services.done((spec.service, spec.replicas))
-            keys = ", ".join(self.ctx.graph[n].key for n in blocked)
-            result = node_result(
-                self.ctx.store, node, "skipped", error=f"upstream {keys} did not complete"
-            )
+            # Name the failures themselves, not the nodes skipped because of them.
+            causes = sorted(self.deps[node.name] & self.failed) or blocked
+            keys = ", ".join(self.ctx.graph[n].key for n in causes)
+            result = node_result(self.ctx.store, node, "skipped", error=f"upstream {keys} failed")
             self._record(node, result)
 
     def _submit_ready(self) -> None:

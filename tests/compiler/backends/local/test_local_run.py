@@ -195,7 +195,8 @@ def test_failed_nodes_are_recorded_and_independent_nodes_finish(
     assert (
         method.log is not None and "label_counts was asked to fail" in Path(method.log).read_text()
     )
-    assert result["case"].error == "upstream Method/mean-score did not complete"
+    assert result["case"].error == "upstream Evaluation/phrases-through-length failed"
+    assert result["mean-score"].error == "upstream Evaluation/phrases-through-length failed"
 
     for name in ("phrases-through-length", "label-counts"):
         manifest = store.read_manifest(graph[name].store_path)
