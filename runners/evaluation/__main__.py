@@ -16,11 +16,20 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from schemas import AuditcError
+from schemas import AuditcError, format_loc
 
 from . import EvaluationConfig, EvaluationResult, run_evaluation
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERNAL = 0, 1, 3
+
+
+def _describe(path: str, exc: ValidationError) -> str:
+    n = exc.error_count()
+    lines = [f"  {format_loc(tuple(e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()[:10]]
+    more = [f"  … and {n - 10} more"] if n > 10 else []
+    return "\n".join(
+        [f"{path}: not a valid EvaluationConfig ({n} error{'s' if n != 1 else ''}):", *lines, *more]
+    )
 
 
 def _load_config(path: str, shard: str | None) -> EvaluationConfig:
@@ -45,12 +54,7 @@ def _load_config(path: str, shard: str | None) -> EvaluationConfig:
                 }
             )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise click.UsageError(
-            f"{path}: not a valid EvaluationConfig: {where}: {first['msg']} "
-            f"({exc.error_count()} error(s))"
-        ) from exc
+        raise click.UsageError(_describe(path, exc)) from exc
     return config
 
 

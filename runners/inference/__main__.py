@@ -14,11 +14,20 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from schemas import AuditcError
+from schemas import AuditcError, format_loc
 
 from . import ServerConfig, serve
 
 EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL = 1, 2, 3
+
+
+def _describe(path: str, exc: ValidationError) -> str:
+    n = exc.error_count()
+    lines = [f"  {format_loc(tuple(e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()[:10]]
+    more = [f"  … and {n - 10} more"] if n > 10 else []
+    return "\n".join(
+        [f"{path}: not a valid ServerConfig ({n} error{'s' if n != 1 else ''}):", *lines, *more]
+    )
 
 
 def _load_config(path: str) -> ServerConfig:
@@ -27,12 +36,7 @@ def _load_config(path: str) -> ServerConfig:
     except OSError as exc:
         raise click.UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise click.UsageError(
-            f"{path}: not a valid ServerConfig: {where}: {first['msg']} "
-            f"({exc.error_count()} error(s))"
-        ) from exc
+        raise click.UsageError(_describe(path, exc)) from exc
 
 
 @click.command()

@@ -54,7 +54,10 @@ def test_port_already_in_use(tmp_path: Path) -> None:
 def test_invalid_config_exits_2(tmp_path: Path) -> None:
     done = run_server(tmp_path, {"service": {"kind": "InferenceService"}, "port": 80})
     assert done.returncode == 2
-    assert "not a valid ServerConfig: service.name: Field required" in done.stderr
+    assert (
+        "not a valid ServerConfig (" in done.stderr
+        and "  service.name: Field required" in done.stderr
+    )
     assert "Traceback" not in done.stderr
 
 
