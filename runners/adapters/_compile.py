@@ -67,7 +67,7 @@ def _parse_path(path: str, where: str) -> tuple[str | int, ...]:
         if match is None:
             raise AdapterError(
                 f"{where}: cannot parse JSONPath {path!r} at character {pos + 1} "
-                f"({path[pos:]!r}); supported: $.a.b, $.a[0], $.a[-1], $[\"a key\"]"
+                f'({path[pos:]!r}); supported: $.a.b, $.a[0], $.a[-1], $["a key"]'
             )
         if match["name"] is not None:
             steps.append(match["name"])
@@ -99,7 +99,11 @@ def _describe(value: JSON) -> str:
         more = ", …" if len(keys) > _MAX_KEYS_SHOWN else ""
         return f"an object with keys {shown}{more}" if keys else "an empty object"
     if isinstance(value, list):
-        return f"a list of {len(value)} element{'s' if len(value) != 1 else ''}" if value else "an empty list"
+        return (
+            f"a list of {len(value)} element{'s' if len(value) != 1 else ''}"
+            if value
+            else "an empty list"
+        )
     return f"a {type(value).__name__} ({str(value)[:30]!r})" if value is not None else "null"
 
 
@@ -401,7 +405,5 @@ def compile_pipeline(adapters: Sequence[Adapter], *, name: str = "adapters") -> 
         >>> compile_pipeline([Rename(kind="Rename", fields={"a": "b"})]).one({"a": 1})
         {'b': 1}
     """
-    stages = [
-        _stage(adapter, f"{name}.{i} ({adapter.kind})") for i, adapter in enumerate(adapters)
-    ]
+    stages = [_stage(adapter, f"{name}.{i} ({adapter.kind})") for i, adapter in enumerate(adapters)]
     return Pipeline(stages, name)
