@@ -614,11 +614,9 @@ def _markdown(report: DiffReport) -> str:
         for s in case.scores:
             title = f"**{s.name}**" if s.primary else s.name
             icon = _ICON.get(s.direction or "", "") if s.significant else ""
-            verdict = (
-                f"{icon} {s.verdict}".strip()
-                if not s.note or s.delta is None
-                else f"{s.verdict}: {s.note}"
-            )
+            verdict = f"{icon} {s.verdict}".strip()
+            if s.note and s.direction not in (None, "same"):
+                verdict = f"{verdict}: {s.note}"
             cells = [
                 title,
                 s.show(s.base),

@@ -252,6 +252,8 @@ class Page:
 
     def screenshot(self, path: Path) -> None:
         """A PNG of the whole page."""
+        # Headless Chromium paints only the tab in front.
+        self.browser.call("Page.bringToFront", session=self.session)
         height = self.evaluate("document.documentElement.scrollHeight")
         clip = {"x": 0, "y": 0, "width": WINDOW[0], "height": max(int(height), 1), "scale": 1}
         data = self.browser.call(
