@@ -165,8 +165,8 @@ class _Reporter:
                 self._running.pop(event.key, None)
                 self._write(*_finish_line(event.result))
             if self._status is not None:
-                names = ", ".join(self._running) or "waiting…"
-                self._status.update(f"running: {names}")
+                running = ", ".join(self._running)
+                self._status.update(f"running: {running}" if running else "finishing…")
 
     def _write(self, text: str, style: str) -> None:
         if self._console is None:

@@ -50,3 +50,22 @@ def auditc(
 def project(tmp_path: Path) -> Path:
     """A copy of the local-basic test audit."""
     return copy_fixture("local-basic", tmp_path / "project")
+
+
+def run_store_docs(project: Path, renames: dict[str, str] | None = None) -> str:
+    """Run every Python example of docs/store.md, in order, in `project`; their stdout.
+
+    `renames` maps the tutorial's node names in the examples to a test audit's.
+    """
+    import re
+
+    text = (REPO / "docs" / "store.md").read_text()
+    code = "\n".join(re.findall(r"```python\n(.*?)```", text, re.S))
+    for old, new in (renames or {}).items():
+        assert f'"{old}"' in code, f"docs/store.md no longer names {old!r}"
+        code = code.replace(f'"{old}"', f'"{new}"')
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -13,7 +13,7 @@ from typing import IO
 
 import psutil
 import pytest
-from conftest import AUDITC, auditc, copy_fixture, edit
+from conftest import AUDITC, auditc, copy_fixture, edit, run_store_docs
 
 from schemas import Store
 
@@ -85,6 +85,22 @@ def test_no_op_run_reads_manifests_only(ran: tuple[Path, subprocess.CompletedPro
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert took < 10  # the target is under 1 s; shared CI machines are noisy
+
+
+def test_store_docs_examples_read_a_real_store(
+    ran: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    project, _ = ran
+    out = run_store_docs(
+        project,
+        {
+            "filter-on-identity-sentences": "phrases-through-length",
+            "offensive-filter-safety-case": "case",
+        },
+    )
+    assert "rows with errors: 0" in out
+    assert "mean_score" in out and "(primary)" in out
+    assert "24 ['_index_', '_replication_', 'score', '_error_', '_error_type_']" in out
 
 
 def test_failing_notebook_is_recorded_with_its_log_and_exit_code_1(

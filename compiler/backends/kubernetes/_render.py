@@ -185,6 +185,8 @@ def render_manifests(
         cause = _unwrap(exc)
         if isinstance(cause, BackendError):
             raise cause from None
+        if isinstance(cause, pulumi.RunError):  # the program's own user-facing error
+            raise BackendError(str(cause)) from None
         raise BackendError(
             f"the Kubernetes program failed under the mock runtime: {cause}"
         ) from exc
@@ -192,13 +194,15 @@ def render_manifests(
 
 
 def _unwrap(exc: BaseException) -> BaseException:
-    """Pulumi re-raises a program's error wrapped; find ours."""
-    seen = exc
-    while seen.__cause__ is not None or seen.__context__ is not None:
-        if isinstance(seen, BackendError):
+    """Pulumi re-raises a program's error wrapped; find the one the program raised."""
+    seen: BaseException | None = exc
+    last = exc
+    while seen is not None:
+        if isinstance(seen, BackendError | pulumi.RunError):
             return seen
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-    return seen
+        last = seen
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return last
 
 
 def _ordered(monitor: _RecordingMonitor) -> list[RenderedResource]:

@@ -40,11 +40,17 @@ def stack_settings() -> dict[str, Any]:
     return found
 
 
+def _project_root() -> Path:
+    """The directory of Pulumi.yaml, where the specs' paths start."""
+    given = Path(pulumi.get_root_directory() or ".")
+    # Pulumi's test mocks report a placeholder; the engine runs programs in the project
+    # directory, so the working directory is the fallback.
+    return given.resolve() if given.is_dir() else Path.cwd()
+
+
 def main() -> dict[str, Any]:
     """Load the stack's specs and declare their resources; returns the stack outputs."""
-    # The engine runs programs with the project directory (where Pulumi.yaml is) as root;
-    # Pulumi's test mocks leave it unset, and then the working directory is the project.
-    root = Path(pulumi.get_root_directory() or Path.cwd())
+    root = _project_root()
     try:
         config = KubernetesConfig.from_mapping(
             stack_settings(),

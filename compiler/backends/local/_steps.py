@@ -181,12 +181,12 @@ def _finish_step(
     code = ctx.supervisor.wait(run.proc, timeout)
     result = _read_result(run.result_file)
     if code is None:
-        return result, f"stopped after {timeout or 0:g}s without finishing (log: {run.log})"
+        return result, f"stopped after {timeout or 0:g}s without finishing"
     if code != 0 or result.get("status") == "failed":
         message = result.get("message") or _error_from_log(run.log)
-        return result, f"{message} (exit code {code}; log: {run.log})"
+        return result, f"{message} (exit code {code})"
     if not result:
-        return result, f"the runner exited 0 but wrote no result (log: {run.log})"
+        return result, "the runner exited 0 but wrote no result"
     return result, None
 
 
@@ -207,7 +207,8 @@ def _error_from_log(log: Path) -> str:
     lines = [line for line in lines if line.strip()][-200:]
     for i in range(len(lines) - 1, -1, -1):
         if lines[i].lower().startswith(("error", "auditc.")) or "Error:" in lines[i][:80]:
-            return "\n".join(lines[i : i + _ERROR_TAIL_LINES])
+            found = "\n".join(lines[i : i + _ERROR_TAIL_LINES])
+            return found[len("error: ") :] if found.startswith("error: ") else found
     return lines[-1] if lines else "the runner failed without a message"
 
 
