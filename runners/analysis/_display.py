@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+import pyarrow as pa
+
 from ._tables import as_table
 
 if TYPE_CHECKING:
@@ -111,12 +113,14 @@ def table(
     """An HTML table of tabular data (pyarrow, pandas or polars).
 
     Args:
-        data: the rows to show.
+        data: the rows to show: a table, or a list of row mappings.
         formats: column → format string over `value` (`{value:.1%}`); others use str().
         caption: shown above the table.
         columns: the columns to show, in order (default: all).
     """
     found = as_table(data)
+    if found is None and isinstance(data, Sequence) and all(isinstance(r, Mapping) for r in data):
+        found = pa.Table.from_pylist(list(data))
     if found is None:
         raise TypeError(f"table() needs tabular data, got {type(data).__name__}")
     shown = found.select(list(columns)) if columns else found
