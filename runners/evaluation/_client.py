@@ -373,7 +373,7 @@ class _Client:
     async def _work(self, session: Any, queue: asyncio.Queue[Unit | None]) -> None:
         handle = self._handle
         try:
-            while (unit := await queue.get()) is not None:
+            while (unit := await queue.get()) is not None and self.stop_reason is None:
                 await handle(session, unit)
         except Exception as exc:  # a part could not be written: stop the run, re-raise it later
             self.fatal = exc
