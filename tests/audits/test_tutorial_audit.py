@@ -10,13 +10,13 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from tutorial_support import TUTORIAL, TutorialRun, load_resources, run_tutorial
+from audit_support import TUTORIAL, AuditRun, load_resources, run_tutorial
 
 from schemas import ScoresFile, Store
 
 
 @pytest.fixture(scope="module")
-def tutorial(tmp_path_factory: pytest.TempPathFactory) -> TutorialRun:
+def tutorial(tmp_path_factory: pytest.TempPathFactory) -> AuditRun:
     return run_tutorial(tmp_path_factory.mktemp("tutorial") / "store")
 
 
@@ -71,7 +71,7 @@ def test_wilson_interval_matches_known_values() -> None:
         wilson(0, 0)
 
 
-def test_per_row_predictions_cover_every_sentence(tutorial: TutorialRun) -> None:
+def test_per_row_predictions_cover_every_sentence(tutorial: AuditRun) -> None:
     predictions = tutorial.table("identity-predictions")
     dataset = tutorial.table("identity-sentences")
     assert predictions.num_rows == dataset.num_rows == tutorial.results["identity-predictions"].rows
@@ -80,7 +80,7 @@ def test_per_row_predictions_cover_every_sentence(tutorial: TutorialRun) -> None
     assert predictions["predicted"].to_pylist() == expected.to_pylist()
 
 
-def test_rates_by_identity_agree_with_the_predictions(tutorial: TutorialRun) -> None:
+def test_rates_by_identity_agree_with_the_predictions(tutorial: AuditRun) -> None:
     predictions = tutorial.table("identity-predictions")
     rates = tutorial.table("fpr-by-identity").to_pylist()
     assert len(rates) == len(set(predictions["group"].to_pylist())) >= 20
@@ -96,7 +96,7 @@ def test_rates_by_identity_agree_with_the_predictions(tutorial: TutorialRun) -> 
     assert metrics["accuracy"]["value"] == pytest.approx(pc.mean(general["correct"]).as_py())
 
 
-def test_safety_case_scores_are_computed_from_the_measurements(tutorial: TutorialRun) -> None:
+def test_safety_case_scores_are_computed_from_the_measurements(tutorial: AuditRun) -> None:
     node = Store.open(tutorial.uri("offensive-filter-safety-case"))
     scores = {
         s.name: s for s in ScoresFile.parse(node.read_bytes("scores.json"), "scores.json").scores
@@ -112,7 +112,7 @@ def test_safety_case_scores_are_computed_from_the_measurements(tutorial: Tutoria
         assert math.isclose(pc.mean(instances["value"]).as_py(), scores[name].value), name
 
 
-def test_safety_case_html_shows_findings_table_and_plot_without_code(tutorial: TutorialRun) -> None:
+def test_safety_case_html_shows_findings_table_and_plot_without_code(tutorial: AuditRun) -> None:
     html = (
         Store.open(tutorial.uri("offensive-filter-safety-case")).read_bytes("index.html").decode()
     )

@@ -1,11 +1,13 @@
-"""Runs the tutorial's steps directly through the runners, the way the local backend does.
+"""Runs an example audit's steps directly through the runners, the way the local backend does.
 
-The real filter (alt-profanity-check) scores the real tutorial data; only the HTTP hop
-of the evaluation is skipped, so the methods and the notebook see evaluation-shaped data.
+For the tutorial the real filter (alt-profanity-check) scores the real data; only the
+HTTP hop of the evaluation is skipped, so the methods and the notebook see
+evaluation-shaped data. The GPU example gets answers written by its test.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ from runners.datasets import IngestConfig, ingest_dataset
 from runners.methods import MethodConfig, MethodInputRef, MethodResult, run_method
 from schemas import AnyResource, Dataset, Evaluation, Method, Module, evaluation_output_schema
 
-TUTORIAL = Path(__file__).resolve().parents[2] / "audits" / "tutorial"
+AUDITS = Path(__file__).resolve().parents[2] / "audits"
+TUTORIAL = AUDITS / "tutorial"
 NODE_ID = "0123abcd"
 
 
@@ -34,8 +37,13 @@ def load_resources(root: Path = TUTORIAL) -> dict[str, Any]:
     return resources
 
 
+Evaluate = Callable[[Evaluation, pa.Table], dict[str, pa.Array]]
+"""Output columns (other than the reserved ones) for every row of an evaluation's dataset."""
+
+
 @dataclass
-class TutorialRun:
+class AuditRun:
+    root: Path
     store: Path
     resources: dict[str, Any]
     results: dict[str, MethodResult]
@@ -48,37 +56,31 @@ class TutorialRun:
         return pq.read_table(self.uri(name))
 
 
-def run_tutorial(store: Path) -> TutorialRun:
-    """Ingest, evaluate, and run every method of the tutorial into `store`."""
+def run_tutorial(store: Path) -> AuditRun:
+    """Ingest, evaluate with the real filter, and run every method of the tutorial."""
     from profanity_check import predict_prob
 
-    resources = load_resources()
-    run = TutorialRun(store, resources, {})
+    def evaluate(evaluation: Evaluation, rows: pa.Table) -> dict[str, pa.Array]:
+        return {"score": pa.array(predict_prob(rows["text"].to_pylist()), pa.float64())}
+
+    return run_audit(TUTORIAL, store, evaluate)
+
+
+def run_audit(root: Path, store: Path, evaluate: Evaluate) -> AuditRun:
+    """Ingest every Dataset, evaluate with `evaluate`, and run every Method of an audit."""
+    resources = load_resources(root)
+    run = AuditRun(root, store, resources, {})
     for resource in resources.values():
         if isinstance(resource, Dataset):
             assert resource.spec.file is not None
-            source = TUTORIAL / resource.spec.file.path
-            ingest_dataset(
-                IngestConfig(
-                    dataset=resource, source_path=str(source), output_uri=run.uri(resource.name)
-                )
+            source = root / resource.spec.file.path
+            config = IngestConfig(
+                dataset=resource, source_path=str(source), output_uri=run.uri(resource.name)
             )
+            ingest_dataset(config)
     for resource in resources.values():
         if isinstance(resource, Evaluation):
-            rows = run.table(resource.spec.dataset)
-            scores = predict_prob(rows["text"].to_pylist())
-            output = pa.table(
-                {
-                    "_index_": rows["_index_"],
-                    "_replication_": pa.array([0] * rows.num_rows, pa.int32()),
-                    "score": pa.array(scores, pa.float64()),
-                    "_error_": pa.nulls(rows.num_rows, pa.string()),
-                    "_error_type_": pa.nulls(rows.num_rows, pa.string()),
-                },
-                schema=evaluation_output_schema({"score": "float64"}),
-            )
-            Path(run.uri(resource.name)).mkdir(parents=True)
-            pq.write_table(output, Path(run.uri(resource.name)) / "part-0-00000.parquet")
+            _write_evaluation(run, resource, evaluate)
     methods = [r for r in resources.values() if isinstance(r, Method)]
     done: set[str] = set()
     while len(done) < len(methods):  # dependency order: a method after the methods it reads
@@ -94,7 +96,7 @@ def run_tutorial(store: Path) -> TutorialRun:
     return run
 
 
-def _method_config(run: TutorialRun, method: Method) -> MethodConfig:
+def _method_config(run: AuditRun, method: Method) -> MethodConfig:
     inputs = {}
     for keyword, item in method.spec.inputs.items():
         target = run.resources[item.resource]
@@ -105,7 +107,23 @@ def _method_config(run: TutorialRun, method: Method) -> MethodConfig:
     return MethodConfig(
         method=method,
         inputs=inputs,
-        notebook_path=str(TUTORIAL / notebook) if notebook else None,
-        python_paths=[str(TUTORIAL / m.spec.path) for m in modules if isinstance(m, Module)],
+        notebook_path=str(run.root / notebook) if notebook else None,
+        python_paths=[str(run.root / m.spec.path) for m in modules if isinstance(m, Module)],
         output_uri=run.uri(method.name),
     )
+
+
+def _write_evaluation(run: AuditRun, evaluation: Evaluation, evaluate: Evaluate) -> None:
+    rows = run.table(evaluation.spec.dataset).sort_by("_index_")
+    service = run.resources[evaluation.spec.service]
+    columns = {
+        "_index_": rows["_index_"],
+        "_replication_": pa.array([0] * rows.num_rows, pa.int32()),
+        **evaluate(evaluation, rows),
+        "_error_": pa.nulls(rows.num_rows, pa.string()),
+        "_error_type_": pa.nulls(rows.num_rows, pa.string()),
+    }
+    schema = evaluation_output_schema(dict(service.spec.interface.output))
+    node = Path(run.uri(evaluation.name))
+    node.mkdir(parents=True)
+    pq.write_table(pa.table(columns, schema=schema), node / "part-0-00000.parquet")
