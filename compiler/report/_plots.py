@@ -71,7 +71,7 @@ def score_chart(
     """A horizontal bar per system, the best green and the worst red, gate bounds dashed.
 
     Args:
-        title: The chart title (the score's title and its better direction).
+        title: What the chart shows, for screen readers (the page prints it above the chart).
         bars: One per system.
         limits: The score's declared minimum and maximum, used as the axis range.
         gate: The gate's min and max, drawn as dashed lines.
@@ -100,7 +100,6 @@ def score_chart(
                 fontsize=8,
             )
         _draw_gate(ax, gate)
-        ax.set_title(title, loc="left", fontsize=10)
         return _svg(fig, chart_id, title)
 
 
@@ -110,7 +109,7 @@ def group_chart(
     """Grouped horizontal bars: one row per group, one colour per system, with intervals.
 
     Args:
-        title: The chart title (the measurement column).
+        title: What the chart shows, for screen readers (the page prints it above the chart).
         groups: Group labels, top to bottom.
         series: One per system.
         chart_id: Unique on the page; prefixes the SVG's element ids.
@@ -138,7 +137,6 @@ def group_chart(
             if one.low is not None and one.high is not None:
                 _error_bars(ax, ys, values, groups, one)
         ax.set_yticks(rows, [_short(g) for g in groups])
-        ax.set_title(title, loc="left", fontsize=10)
         if len(series) > 1:
             ax.legend(loc="lower right", fontsize=8, frameon=False)
         return _svg(fig, chart_id, title)

@@ -161,6 +161,7 @@ class ScoreRow:
 class Chart:
     """An inline SVG with the runs it was drawn from."""
 
+    title: str
     svg: Any
     caption: str
     sources: list[tuple[str, str]]
@@ -385,7 +386,7 @@ class _Builder:
         caption = f"{row.title} per system ({row.direction})" + (
             f"; gate {row.gate}" if row.gate else ""
         )
-        return Chart(Markup(svg), caption, sources)
+        return Chart(title, Markup(svg), caption, sources)
 
     def _breakdowns(self, audit: Audit) -> list[BreakdownView]:
         tables: dict[str, list[tuple[SafetyCase, Manifest, GroupTable]]] = {}
@@ -419,8 +420,10 @@ class _Builder:
                 )
                 for case, _, table in found
             ]
-            svg = _plots.group_chart(f"{name}: {column}", groups, series, chart_id=self._chart_id())
-            charts.append(Chart(Markup(svg), f"{column} by {found[0][2].group_column}", sources))
+            by = found[0][2].group_column
+            title = f"{column} by {by}"
+            svg = _plots.group_chart(f"{name}: {title}", groups, series, chart_id=self._chart_id())
+            charts.append(Chart(title, Markup(svg), f"{name}: {title}", sources))
         header = [found[0][2].group_column] + [
             f"{col} · {c.system_label}" for col in columns for c, _, _ in found
         ]

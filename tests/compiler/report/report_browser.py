@@ -14,9 +14,11 @@ import json
 import shutil
 import subprocess
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import websocket
 
@@ -284,3 +286,53 @@ def _devtools_url(profile: Path, process: subprocess.Popen[bytes], log: Path) ->
         time.sleep(0.05)
     process.kill()
     raise BrowserError(f"chromium did not open its DevTools port in {START_TIMEOUT:.0f} s")
+
+
+def crawl(browser: Browser, site: Path, screenshot: Path | None = None) -> dict[str, list[str]]:
+    """Open every page linked from index.html; return page → problems (empty when clean)."""
+    problems: dict[str, list[str]] = {}
+    queue = deque([site / "index.html"])
+    seen: set[Path] = set()
+    while queue:
+        page_path = queue.popleft()
+        if page_path in seen:
+            continue
+        seen.add(page_path)
+        page = browser.open(page_path.as_uri())
+        try:
+            if screenshot is not None and page_path == site / "index.html":
+                page.screenshot(screenshot)
+            found = [*page.report.errors, *(f"external request {u}" for u in page.report.external)]
+            for link in page.links():
+                parts = urlsplit(link)
+                if link.startswith(LOCAL_SCHEMES) and parts.scheme != "file":
+                    continue  # embedded data (notebook figures)
+                if parts.scheme != "file":
+                    found.append(f"non-local link {link}")
+                    continue
+                target = Path(unquote(parts.path))
+                if not target.exists():
+                    found.append(f"broken link {link}")
+                elif target.suffix == ".html" and site in target.parents:
+                    queue.append(target)
+                if parts.fragment and target.exists():
+                    found.extend(_missing_anchor(browser, target, parts.fragment))
+        finally:
+            page.close()
+        problems[page_path.relative_to(site).as_posix()] = found
+    return problems
+
+
+_ANCHORS: dict[Path, set[str]] = {}
+
+
+def _missing_anchor(browser: Browser, target: Path, fragment: str) -> list[str]:
+    if target not in _ANCHORS:
+        page = browser.open(target.as_uri())
+        try:
+            _ANCHORS[target] = set(
+                page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
+            )
+        finally:
+            page.close()
+    return [] if fragment in _ANCHORS[target] else [f"no #{fragment} in {target.name}"]

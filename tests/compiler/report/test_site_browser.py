@@ -6,13 +6,12 @@ protocol reports console errors, exceptions, refused loads and every request.
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 from conftest import GROUPS, SyntheticStore
-from report_browser import Browser, Page
+from report_browser import Browser, Page, crawl
 
 from compiler.report import build_site, load_results
 
@@ -22,54 +21,6 @@ def site(synthetic_store: SyntheticStore, tmp_path_factory: pytest.TempPathFacto
     out = tmp_path_factory.mktemp("browser-site") / "site"
     build_site(load_results(synthetic_store.store), out)
     return out
-
-
-def crawl(browser: Browser, site: Path, screenshot: Path | None = None) -> dict[str, list[str]]:
-    """Open every page linked from index.html; return page → problems (empty when clean)."""
-    problems: dict[str, list[str]] = {}
-    queue = deque([site / "index.html"])
-    seen: set[Path] = set()
-    while queue:
-        page_path = queue.popleft()
-        if page_path in seen:
-            continue
-        seen.add(page_path)
-        page = browser.open(page_path.as_uri())
-        try:
-            if screenshot is not None and page_path == site / "index.html":
-                page.screenshot(screenshot)
-            found = [*page.report.errors, *(f"external request {u}" for u in page.report.external)]
-            for link in page.links():
-                parts = urlsplit(link)
-                if parts.scheme != "file":
-                    found.append(f"non-local link {link}")
-                    continue
-                target = Path(unquote(parts.path))
-                if not target.exists():
-                    found.append(f"broken link {link}")
-                elif target.suffix == ".html" and site in target.parents:
-                    queue.append(target)
-                if parts.fragment and target.exists():
-                    found.extend(_missing_anchor(browser, target, parts.fragment))
-        finally:
-            page.close()
-        problems[page_path.relative_to(site).as_posix()] = found
-    return problems
-
-
-_ANCHORS: dict[Path, set[str]] = {}
-
-
-def _missing_anchor(browser: Browser, target: Path, fragment: str) -> list[str]:
-    if target not in _ANCHORS:
-        page = browser.open(target.as_uri())
-        try:
-            _ANCHORS[target] = set(
-                page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
-            )
-        finally:
-            page.close()
-    return [] if fragment in _ANCHORS[target] else [f"no #{fragment} in {target.name}"]
 
 
 def test_every_page_loads_cleanly_offline(browser: Browser, site: Path, tmp_path: Path) -> None:

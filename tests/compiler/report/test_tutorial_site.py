@@ -1,0 +1,88 @@
+"""The report, check and diff of a store filled by really running the tutorial audit.
+
+One `auditc run audits/tutorial` per session (about 30 s on 2 cores) into a fresh
+store; the tests then read it the way a user would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from report_browser import Browser, crawl
+
+from compiler.report import DiffSide, build_site, check_gates, diff_results, load_results
+from schemas import Store
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def tutorial_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    store = tmp_path_factory.mktemp("tutorial") / "store"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compiler.cli.main",
+            "-C",
+            str(ROOT),
+            "run",
+            "audits/tutorial",
+            "--store",
+            str(store),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return Store.open(store, create=False)
+
+
+def test_the_tutorial_site_loads_cleanly(
+    tutorial_store: Store, browser: Browser, tmp_path: Path
+) -> None:
+    results = load_results(tutorial_store)
+    out = tmp_path / "site"
+
+    site = build_site(results, out)
+    problems = crawl(browser, out, screenshot=tmp_path / "tutorial-index.png")
+
+    assert {p: found for p, found in problems.items() if found} == {}
+    assert site.cases == 1 and site.systems == 1
+    (case,) = results.cases
+    assert case.system_label == "offensive-filter"
+    assert case.systems[0].model == "profanity-check"
+    assert [m.name for m in case.measurements]  # the breakdowns come from real measurements
+    page = (out / f"audit-{case.method}.html").read_text()
+    for score in case.scores.scores:
+        assert f'data-score="{score.name}"' in page
+        assert score.formatted() in page
+    assert "Breakdowns by group" in page
+
+
+def test_check_lists_every_tutorial_gate(tutorial_store: Store) -> None:
+    results = load_results(tutorial_store)
+    gated = [s for c in results.cases for s in c.scores.scores if s.passed() is not None]
+
+    result = check_gates(results)
+
+    assert gated, "the tutorial declares gates"
+    assert sorted(g.score.name for g in result.gates) == sorted(s.name for s in gated)
+    assert result.ok == all(s.passed() for s in gated)
+
+
+def test_the_tutorial_compared_with_itself_has_no_significant_change(tutorial_store: Store) -> None:
+    side = DiffSide.of_results("tutorial", load_results(tutorial_store))
+
+    report = diff_results(side, side)
+
+    (case,) = report.cases
+    with_instances = [s for s in case.scores if s.interval is not None]
+    assert with_instances, "the tutorial stores per-instance values"
+    assert all(s.significant is False and s.delta == 0 for s in with_instances)
+    assert report.nodes == []
