@@ -58,3 +58,24 @@ def test_changing_a_parameter_touches_only_that_method_and_downstream(tmp_path: 
     # The numbering is stable: the replaced files keep their positions.
     assert sorted(n[:2] for n in removed) == sorted(n[:2] for n in added)
     assert len(unchanged) == len(before) - 4
+
+
+def test_compile_local_writes_one_json_per_node(tmp_path: Path) -> None:
+    import json
+
+    project = copy_project(tmp_path / "project")
+    graph = load_graph(project)
+    out = tmp_path / "graph"
+    main(["-C", str(project), "compile", "--target", "local", "--out", str(out)])
+    files = sorted(out.glob("*.json"))
+    assert len(files) == len(graph)
+    for path, node in zip(files, graph, strict=True):
+        document = json.loads(path.read_text())
+        assert path.name.endswith(f"-{node.kind.lower()}-{node.name}.json")
+        assert (document["kind"], document["name"], document["id"]) == (
+            node.kind,
+            node.name,
+            node.id,
+        )
+        assert document["upstream"] == {graph[u].key: graph[u].id for u in node.upstream}
+    assert json.loads(files[0].read_text())["canonical"]["scheme"] == "auditc-node-v1"
