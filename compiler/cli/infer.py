@@ -8,10 +8,7 @@ interface while writing an audit.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import click
@@ -54,26 +51,14 @@ def command(
     Example: auditc infer offensive-filter '{"text": "have a nice day"}'
     """
     from compiler import load_project, resolve_graph
-    from compiler.backends.local import start_service
-    from runners.evaluation import infer_row
-    from schemas import InferenceService
+    from compiler.backends.local import infer_one
+
+    from .serve import resolve_target
 
     parsed = _parse_row(sys.stdin.read() if row == "-" else row)
     graph = resolve_graph(load_project(settings.project_dir, settings.spec_paths(paths)))
-    resource = _service(graph, service)
-    assert isinstance(resource, InferenceService)
-    service = resource.name
-    api_key = _api_key(resource)
-    if url is not None:
-        output = infer_row(resource, url, parsed, api_key)
-    else:
-        with (
-            tempfile.TemporaryDirectory(prefix="auditc-infer-") as logs,
-            start_service(
-                graph, service, log_dir=Path(logs), ready_timeout=ready_timeout
-            ) as running,
-        ):
-            output = infer_row(resource, running.urls[0], parsed, api_key)
+    name, _, _ = resolve_target(graph, service)
+    output = infer_one(graph, name, parsed, url=url, ready_timeout=ready_timeout)
     click.echo(json.dumps(output, ensure_ascii=False, default=str))
 
 
@@ -87,26 +72,3 @@ def _parse_row(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f'ROW must be a JSON object like \'{{"text": "hi"}}\', not {text[:50]!r}')
     return value
-
-
-def _service(graph: Any, name: str) -> Any:
-    """The InferenceService named `name`, or the one an InferenceSession named `name` runs."""
-    from .serve import resolve_target
-
-    service_name, _, _ = resolve_target(graph, name)
-    return graph[service_name].resource
-
-
-def _api_key(service: Any) -> str | None:
-    from schemas import UsageError
-
-    runner = service.spec.runner
-    env = runner.api_key_env if runner.kind == "external" else None
-    if env is None:
-        return None
-    key = os.environ.get(env)
-    if not key:
-        raise UsageError(
-            f"InferenceService/{service.name} reads its API key from ${env}, which is not set"
-        )
-    return key

@@ -14,7 +14,7 @@ Example:
 
 from ._results import EventHandler, NodeOutcome, NodeResult, RunEvent, RunResult
 from ._scheduler import DEFAULT_JOBS, run_local
-from ._services import LOCAL_RUNNERS, RunningService, start_service
+from ._services import LOCAL_RUNNERS, RunningService, infer_one, start_service
 
 __all__ = [
     "DEFAULT_JOBS",
@@ -25,6 +25,7 @@ __all__ = [
     "RunEvent",
     "RunResult",
     "RunningService",
+    "infer_one",
     "run_local",
     "start_service",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from schemas import Dataset, Evaluation, InferenceService, Method, Model, Module, Store
 
@@ -32,7 +32,11 @@ __all__ = [
     "server_config",
 ]
 
-_INPUT_KINDS = {"Dataset": "Dataset", "Evaluation": "Evaluation", "Method": "Measurement"}
+_INPUT_KINDS: dict[str, Literal["Dataset", "Evaluation", "Measurement"]] = {
+    "Dataset": "Dataset",
+    "Evaluation": "Evaluation",
+    "Method": "Measurement",
+}
 """What a method receives from an upstream node of each kind."""
 
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from schemas import BackendError, InferenceError, InferenceService
 
@@ -34,6 +34,7 @@ __all__ = [
     "LOCAL_RUNNERS",
     "RunningService",
     "ServicePool",
+    "infer_one",
     "start_servers",
     "start_service",
     "stop_servers",
@@ -322,3 +323,58 @@ class ServicePool:
         if running.processes:
             stop_servers(running, self._supervisor)
             self._notify(f"InferenceService/{running.service}", "stopped")
+
+
+def infer_one(
+    graph: Graph,
+    service_name: str,
+    row: dict[str, Any],
+    *,
+    url: str | None = None,
+    ready_timeout: float = 600.0,
+) -> dict[str, Any]:
+    """Send one dataset row through a service's adapters and return its output row.
+
+    The service is started for this one row unless `url` names a running server.
+
+    Example:
+        >>> infer_one(graph, "offensive-filter", {"text": "have a nice day"})  # doctest: +SKIP
+        {'score': 0.0213}
+
+    Raises:
+        InferenceError: the service could not be started or reached, or the API key
+            variable of an external service is not set.
+        BackendError: the runner kind cannot run locally.
+        AuditcError: the row does not fit the service's adapters.
+    """
+    from runners.evaluation import infer_row
+
+    service = graph[service_name].resource
+    assert isinstance(service, InferenceService)
+    api_key = _api_key(service)
+    if url is not None:
+        output: dict[str, Any] = infer_row(service, url, row, api_key)
+        return output
+    with (
+        tempfile.TemporaryDirectory(prefix="auditc-infer-") as logs,
+        start_service(graph, service_name, log_dir=Path(logs), ready_timeout=ready_timeout) as up,
+    ):
+        output = infer_row(service, up.urls[0], row, api_key)
+    return output
+
+
+def _api_key(service: InferenceService) -> str | None:
+    """An external service's API key, from the environment variable its spec names."""
+    import os
+
+    runner = service.spec.runner
+    env = runner.api_key_env if runner.kind == "external" else None
+    if env is None:
+        return None
+    key = os.environ.get(env)
+    if not key:
+        raise InferenceError(
+            f"InferenceService/{service.name} reads its API key from the environment "
+            f"variable {env}, which is not set"
+        )
+    return key
