@@ -205,3 +205,36 @@ def test_failed_nodes_are_recorded_and_independent_nodes_finish(
     for name in ("phrases-through-length", "mean-score", "label-counts", "case"):
         assert not store.is_complete(graph[name].store_path)
     assert store.read_manifest(graph["case"].store_path) is None
+
+
+def test_shards_spread_over_replicas_and_write_every_row_once(
+    project: Path, tmp_path: Path
+) -> None:
+    edit_spec(project, "timeouts: {ready: 60}", "timeouts: {ready: 60}\n  shards: 3\n  replicas: 2")
+    graph = load_graph(project)
+    events: list[RunEvent] = []
+    result = run_local(
+        graph, tmp_path / "store", selected=["phrases-through-length"], on_event=events.append
+    )
+    assert _statuses(result) == {
+        "Dataset/phrases": "ran",
+        "Evaluation/phrases-through-length": "ran",
+    }
+    started = next(e.message for e in events if e.phase == "service" and e.message != "stopped")
+    assert started is not None and started.count("http://127.0.0.1:") == 2
+    node_dir = tmp_path / "store" / graph["phrases-through-length"].store_path
+    logs = sorted(p.name for p in (node_dir / "logs").iterdir())
+    assert logs == [
+        "evaluation-0.log",
+        "evaluation-1.log",
+        "evaluation-2.log",
+        "server-length-service-0.log",
+        "server-length-service-1.log",
+    ]
+    table = (
+        Store.open(tmp_path / "store")
+        .open_dataset(graph["phrases-through-length"].store_path)
+        .to_table()
+    )
+    assert sorted(table.column("_index_").to_pylist()) == list(range(24))
+    assert result["phrases-through-length"].rows == 24
