@@ -15,7 +15,7 @@ from ._common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, Settings
 @click.option(
     "--store",
     metavar="URI",
-    envvar="AUDITC_STORE",
+    envvar=["AUDITC_CHECK_STORE", "AUDITC_STORE"],
     help="Store to read: a directory or s3://… URI [default: <project>/.auditc].",
 )
 @click.option(

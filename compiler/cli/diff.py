@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from compiler.report import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+
 from ._common import EXIT_CODES_HELP, Settings
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 @click.option(
     "--store",
     metavar="URI",
-    envvar="AUDITC_STORE",
+    envvar=["AUDITC_DIFF_STORE", "AUDITC_STORE"],
     help="Store holding the runs of git refs [default: <project>/.auditc]; not used for store URIs.",
 )
 @click.option(
@@ -39,15 +41,17 @@ if TYPE_CHECKING:
 @click.option(
     "--resamples",
     type=click.IntRange(min=100),
-    default=2000,
+    default=DEFAULT_RESAMPLES,
     show_default=True,
     help="Bootstrap resamples.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option(
+    "--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the bootstrap."
+)
 @click.option(
     "--confidence",
     type=click.FloatRange(0.5, 1.0, max_open=True),
-    default=0.95,
+    default=DEFAULT_CONFIDENCE,
     show_default=True,
     help="Confidence level of the intervals.",
 )

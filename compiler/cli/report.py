@@ -17,7 +17,7 @@ from ._common import EXIT_CODES_HELP, Settings
 @click.option(
     "--store",
     metavar="URI",
-    envvar="AUDITC_STORE",
+    envvar=["AUDITC_REPORT_STORE", "AUDITC_STORE"],
     help="Store to read: a directory or s3://… URI [default: <project>/.auditc].",
 )
 @click.option(

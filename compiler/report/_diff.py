@@ -161,7 +161,7 @@ class ScoreDiff(_Model):
             return "no significant change"
         if self.direction == "same":
             return "unchanged"
-        return f"{self.direction} (no per-instance values)"
+        return str(self.direction)  # `note` says why there is no interval
 
 
 class NodeChange(_Model):
@@ -544,7 +544,9 @@ def _text(report: DiffReport) -> str:
             )
         lines.extend("  " + row for row in _align(table))
         lines.extend(
-            f"    {s.name}: {s.note}" for s in case.scores if s.note and s.delta is not None
+            f"    {s.name}: no interval: {s.note}"
+            for s in case.scores
+            if s.note and s.direction not in (None, "same")
         )
         lines.append("")
     lines.extend(_node_lines(report))
@@ -616,7 +618,7 @@ def _markdown(report: DiffReport) -> str:
             icon = _ICON.get(s.direction or "", "") if s.significant else ""
             verdict = f"{icon} {s.verdict}".strip()
             if s.note and s.direction not in (None, "same"):
-                verdict = f"{verdict}: {s.note}"
+                verdict = f"{verdict}; no interval: {s.note}"
             cells = [
                 title,
                 s.show(s.base),
