@@ -136,10 +136,14 @@ def table(
         + "</tr>"
         for row in shown.to_pylist()
     )
-    cap = f"<caption style='text-align:left;font-weight:600'>{html.escape(caption)}</caption>"
+    cap = (
+        f"<caption style='text-align:left;font-weight:600'>{html.escape(caption)}</caption>"
+        if caption
+        else ""
+    )
     return _html(
         "<table style='border-collapse:collapse;font-family:system-ui,sans-serif'>"
-        f"{cap if caption else ''}<thead><tr style='border-bottom:1px solid #d0d7de'>{head}</tr>"
+        f"{cap}<thead><tr style='border-bottom:1px solid #d0d7de'>{head}</tr>"
         f"</thead><tbody>{body}</tbody></table>"
     )
 

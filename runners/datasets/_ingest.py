@@ -152,7 +152,7 @@ def _huggingface_files(source: HuggingFaceDatasetSource) -> list[Path]:
     """
     try:
         import huggingface_hub
-        from huggingface_hub.errors import EntryNotFoundError, HTTPError
+        from huggingface_hub.errors import EntryNotFoundError
     except ImportError as exc:
         raise MissingDependencyError(
             "reading a Hugging Face dataset needs huggingface_hub: pip install huggingface_hub"
@@ -162,7 +162,7 @@ def _huggingface_files(source: HuggingFaceDatasetSource) -> list[Path]:
     for pattern in source.files:
         try:
             paths.extend(_fetch(huggingface_hub, source, pattern))
-        except (EntryNotFoundError, HTTPError, OSError, ValueError) as exc:
+        except (EntryNotFoundError, OSError, ValueError) as exc:  # HTTP errors are OSErrors
             raise DatasetError(
                 f"{where}: cannot get {pattern!r}: {type(exc).__name__}: {exc} (offline, the "
                 "file must already be in the Hugging Face cache at this revision)"
