@@ -14,7 +14,7 @@ from typing import Literal
 
 from schemas import ScoreValue
 
-from ._results import StoreResults
+from ._results import StoreResults, format_score
 
 __all__ = ["CHECK_SCHEMA_VERSION", "CheckResult", "GateResult", "check_gates", "render_check"]
 
@@ -116,7 +116,7 @@ def render_check(result: CheckResult, fmt: Literal["text", "json"] = "text") -> 
 
 def _line(gate: GateResult) -> str:
     status = "PASS" if gate.passed else "FAIL"
-    value = gate.score.formatted()
+    value = format_score(gate.score)
     raw = f"{gate.score.value:g}"
     shown = value if value == raw else f"{value} ({raw})"
     why = f": {gate.violation}" if gate.violation else ""
@@ -140,7 +140,7 @@ def _as_json(result: CheckResult) -> dict[str, object]:
                 "case_id": g.case_id,
                 "score": g.score.name,
                 "value": g.score.value,
-                "formatted": g.score.formatted(),
+                "formatted": format_score(g.score),
                 "gate_min": g.score.gate_min,
                 "gate_max": g.score.gate_max,
                 "passed": g.passed,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -47,7 +47,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DIFF_SCHEMA_VERSION = 1
+DIFF_SCHEMA_VERSION: Final = 1
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 0
 DEFAULT_CONFIDENCE = 0.95
@@ -144,7 +144,10 @@ class ScoreDiff(_Model):
             return "—"
         if abs(value) < ZERO:
             value = 0.0
-        text = self.format.format(value=abs(value) if signed else value)
+        try:
+            text = self.format.format(value=abs(value) if signed else value)
+        except (ValueError, KeyError, IndexError, TypeError):  # a format that does not fit
+            text = f"{abs(value) if signed else value:.4g}"
         if signed:
             text = ("+" if value > 0 else "-" if value < 0 else "") + text
         return f"{text} {self.unit}" if self.unit else text

@@ -11,12 +11,14 @@ from __future__ import annotations
 import html
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["Bar", "GroupSeries", "group_chart", "score_chart"]
 
@@ -191,29 +193,24 @@ def _short(label: str) -> str:
     return label if len(label) <= MAX_LABEL else label[: MAX_LABEL - 1] + "…"
 
 
-class _style:
+@contextmanager
+def _style() -> Iterator[None]:
     """matplotlib's rc_context, with matplotlib imported only when a chart is drawn."""
+    import matplotlib
 
-    def __enter__(self) -> None:
-        import matplotlib
-
-        self._context = matplotlib.rc_context(RC)
-        self._context.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self._context.__exit__(*exc)
+    with matplotlib.rc_context(cast(Any, RC)):
+        yield
 
 
 _ID = re.compile(r'\bid="([^"]+)"')
 _REF = re.compile(r'(url\(#|href="#)([^")]+)')
 
 
-def _svg(fig: object, chart_id: str, title: str) -> str:
+def _svg(fig: Figure, chart_id: str, title: str) -> str:
     """The figure as an `<svg>` element with ids made unique on the page."""
-    from matplotlib.backends.backend_svg import FigureCanvasSVG
-
     buffer = io.StringIO()
-    FigureCanvasSVG(fig).print_svg(buffer, metadata={"Date": None})  # type: ignore[arg-type]
+    # No date in the metadata: the same results draw the same bytes.
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     text = text[text.index("<svg") :]
     text = _ID.sub(lambda m: f'id="{chart_id}-{m.group(1)}"', text)

@@ -48,6 +48,7 @@ __all__ = [
     "StoreResults",
     "System",
     "cases_by_ref",
+    "format_score",
     "load_results",
     "node_anchor",
     "output_kind",
@@ -96,6 +97,20 @@ def _spec_body(manifest: Manifest) -> dict[str, Any]:
     if "kind" in spec and isinstance(inner, dict):
         return inner
     return spec
+
+
+def format_score(score: ScoreValue, value: float | None = None) -> str:
+    """A value (default: the score's own) in the score's format and unit.
+
+    `scores.json` is written by a method runner; a format that cannot render the
+    value is shown as a plain number rather than failing the whole report.
+    """
+    shown = score.value if value is None else value
+    try:
+        text = score.format.format(value=shown)
+    except (ValueError, KeyError, IndexError, TypeError):
+        text = f"{shown:.4g}"
+    return f"{text} {score.unit}" if score.unit else text
 
 
 def output_kind(manifest: Manifest) -> str:

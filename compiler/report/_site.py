@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,7 @@ from ._results import (
     SafetyCase,
     StoreResults,
     System,
+    format_score,
     node_anchor,
     output_kind,
     read_table,
@@ -271,12 +273,8 @@ class _Builder:
     # ---------------------------------------------------------- audits
 
     def _audit(self, audit: Audit) -> AuditView:
-        method_spec = audit.cases[0].manifest.spec
-        docs = (
-            method_spec.get("documentation")
-            if isinstance(method_spec.get("documentation"), dict)
-            else {}
-        )
+        found = audit.cases[0].manifest.spec.get("documentation")
+        docs: dict[str, Any] = found if isinstance(found, dict) else {}
         rows = [self._row(audit, name, audit.cases) for name in audit.score_names()]
         cases = [self._case(audit, case) for case in audit.cases]
         view = AuditView(
@@ -298,7 +296,7 @@ class _Builder:
         cells = [
             Cell(
                 case.system_label,
-                score.formatted() if score else "—",
+                format_score(score) if score else "—",
                 score.value if score else None,
                 rank,
                 score.passed() if score else None,
@@ -502,7 +500,7 @@ def gate_text(score: ScoreValue) -> str | None:
     """The gate in the score's own format: `≤ 10.0%`, `≥ 0.8`, `between 1 and 2 ms`."""
 
     def show(bound: float) -> str:
-        return score.model_copy(update={"value": bound}).formatted()
+        return format_score(score, bound)
 
     if score.gate_min is not None and score.gate_max is not None:
         return f"between {show(score.gate_min)} and {show(score.gate_max)}"
@@ -515,7 +513,7 @@ def gate_text(score: ScoreValue) -> str | None:
 
 def _ranks(valence: str, values: list[float | None]) -> list[str | None]:
     """`best`/`worst` per value when the systems differ and the score has a better direction."""
-    present = [v for v in values if v is not None]
+    present = [v for v in values if v is not None and not math.isnan(v)]
     if valence == "neutral" or len(present) < 2 or min(present) == max(present):
         return [None] * len(values)
     best, worst = (

@@ -187,3 +187,48 @@ def test_gate_text_uses_the_score_format() -> None:
     )
     assert gate_text(both) == "between 1 ms and 2 ms"
     assert gate_text(score) is None
+
+
+def test_a_format_that_does_not_fit_the_value_falls_back_to_a_number(tmp_path: Path) -> None:
+    synthetic = SyntheticStore(tmp_path / "store")
+    synthetic.safety_case(
+        "sc", [ScoreValue(name="n", value=2.5, primary=True, format="{value:d}", unit="rows")], {}
+    )
+
+    site = build_site(load_results(synthetic.store), tmp_path / "site")
+
+    assert ">2.5 rows</a>" in (site.out_dir / "audit-sc.html").read_text()
+
+
+def test_the_same_store_builds_the_same_bytes(
+    tmp_path: Path, synthetic_store: SyntheticStore
+) -> None:
+    results = load_results(synthetic_store.store)
+    first = build_site(results, tmp_path / "one")
+    second = build_site(results, tmp_path / "two")
+
+    assert first.pages == second.pages
+    for page in first.pages:
+        assert (first.out_dir / page).read_bytes() == (second.out_dir / page).read_bytes(), page
+
+
+def test_nan_values_are_neither_best_nor_worst() -> None:
+    assert _ranks("positive", [float("nan"), 0.2, 0.1]) == [None, "best", "worst"]
+
+
+def test_public_api() -> None:
+    import compiler.report
+
+    assert compiler.report.__all__ == sorted(
+        compiler.report.__all__, key=lambda n: (not n.isupper(), n)
+    )
+    assert {
+        "build_site",
+        "load_results",
+        "diff_results",
+        "render_diff",
+        "check_gates",
+        "render_check",
+    } <= set(compiler.report.__all__)
+    for name in compiler.report.__all__:
+        assert hasattr(compiler.report, name), name
