@@ -27,6 +27,15 @@ import yaml
 NOTEBOOK = {
     "cells": [
         {
+            "id": "parameters",
+            "cell_type": "code",
+            "metadata": {"tags": ["parameters"]},
+            "source": ["case = 0"],
+            "outputs": [],
+            "execution_count": None,
+        },
+        {
+            "id": "read",
             "cell_type": "code",
             "metadata": {},
             "source": [
@@ -46,7 +55,12 @@ NOTEBOOK = {
             "outputs": [],
             "execution_count": None,
         },
-        {"cell_type": "markdown", "metadata": {}, "source": ["A trivial safety case."]},
+        {
+            "id": "text",
+            "cell_type": "markdown",
+            "metadata": {},
+            "source": ["A trivial safety case."],
+        },
     ],
     "metadata": {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -131,7 +145,11 @@ def split_one(project: Path) -> dict[str, float]:
     total = time.perf_counter() - start
 
     start = time.perf_counter()
-    manager, client = start_new_kernel(kernel_name="python3", startup_timeout=120)
+    manager, client = start_new_kernel(
+        kernel_name="python3",
+        startup_timeout=120,
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    )
     kernel = time.perf_counter() - start
     client.stop_channels()
     manager.shutdown_kernel(now=True)
