@@ -47,6 +47,7 @@ NOTEBOOK = {
             "execution_count": None,
         },
         {
+            "id": "score",
             "cell_type": "code",
             "metadata": {},
             "source": [
