@@ -13,7 +13,7 @@ from typing import IO
 
 import psutil
 import pytest
-from conftest import AUDITC, auditc, copy_fixture, edit, run_store_docs
+from e2e_helpers import AUDITC, auditc, copy_fixture, edit, run_store_docs
 
 from schemas import Store
 
@@ -160,7 +160,7 @@ def _read_until(stream: IO[str], marker: str) -> str:
 def test_ctrl_c_stops_every_process_and_a_rerun_completes_exactly_once(project: Path) -> None:
     store = project / ".auditc"
     # A slow model keeps the evaluation busy long enough to interrupt it.
-    env = {**os.environ, "AUDITC_TEST_MODEL_DELAY": "2"}
+    env = {**os.environ, "AUDITC_TEST_MODEL_DELAY": "1"}
     proc = subprocess.Popen(
         [*AUDITC, "-C", str(project), "run", "audit.yaml"],
         stdout=subprocess.PIPE,
@@ -172,7 +172,7 @@ def test_ctrl_c_stops_every_process_and_a_rerun_completes_exactly_once(project: 
         assert proc.stderr is not None
         before = _read_until(proc.stderr, "InferenceService/length-service started at")
         assert "Evaluation/phrases-through-length" in before
-        time.sleep(1.5)  # the client is waiting for its first answers by now
+        time.sleep(1.2)  # the client is waiting for its first answers by now
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("runners.inference" in " ".join(c.cmdline()) for c in children)
         assert any("runners.evaluation" in " ".join(c.cmdline()) for c in children)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
-from conftest import auditc
+from e2e_helpers import auditc
 from moto.server import ThreadedMotoServer
 
 from schemas import Store

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import AUDITC, auditc
+from e2e_helpers import AUDITC, auditc
 
 ROW = '{"text": "twenty characters ok", "label": 1}'
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, auditc, run_store_docs
+from e2e_helpers import REPO, auditc, run_store_docs
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.dataset as pads
 import pytest
-from conftest import copy_project, edit_spec, git_commit_all, load_graph
+from local_backend_helpers import copy_project, edit_spec, git_commit_all, load_graph
 
 from compiler.backends.local import RunEvent, RunResult, run_local
 from schemas import Store

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import edit_spec, load_graph
+from local_backend_helpers import edit_spec, load_graph
 
 from compiler.backends.local import RunEvent, run_local, start_service
 from compiler.backends.local._processes import Cancelled, Supervisor
