@@ -15,6 +15,8 @@ import click
 from ._common import EXIT_CODES_HELP, Settings, paths_argument
 
 if TYPE_CHECKING:
+    import subprocess
+
     from compiler import Graph
 
 POLL_S = 0.5
@@ -112,7 +114,7 @@ def _not_a_service(graph: Graph, name: str) -> str:
     return f"{found}; services and sessions in these specs: {known}"
 
 
-def _wait(processes: list, expires: float | None, name: str) -> None:  # type: ignore[type-arg]
+def _wait(processes: list[subprocess.Popen[bytes]], expires: float | None, name: str) -> None:
     """Block until Ctrl-C, the session's expiry, or a server's unexpected exit."""
     from schemas import InferenceError
 
