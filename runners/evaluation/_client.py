@@ -20,6 +20,8 @@ import email.utils
 import logging
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -424,6 +426,7 @@ class _Client:
         async with aiohttp.ClientSession(
             connector=connector, timeout=timeout, headers=self.headers, raise_for_status=False
         ) as session:
+            stop_signals = self._stop_on_signals()
             producer = asyncio.create_task(self._produce(queue, units, concurrency))
             workers = [asyncio.create_task(self._work(session, queue)) for _ in range(concurrency)]
             ticker = asyncio.create_task(self._tick(reporter))
@@ -437,8 +440,35 @@ class _Client:
                 await asyncio.gather(producer, ticker, stopped, everything, return_exceptions=True)
                 await asyncio.gather(*self.writes)
                 await self._flush()
+                loop = asyncio.get_running_loop()
+                for signum in stop_signals:
+                    loop.remove_signal_handler(signum)
         if self.fatal is not None:
             raise self.fatal
+
+    def _stop_on_signals(self) -> list[int]:
+        """On SIGTERM or SIGINT, stop sending and commit the rows already answered.
+
+        The backend stops a run with SIGTERM (Ctrl-C sends SIGINT to the whole process
+        group); without this, answered rows still in memory would be lost and re-sent.
+        Only the main thread can own signal handlers, so elsewhere this does nothing.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        loop = asyncio.get_running_loop()
+        installed: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(signum, self._interrupted, signal.Signals(signum).name)
+            except (NotImplementedError, RuntimeError, ValueError):  # no handlers on this loop/OS
+                continue
+            installed.append(signum)
+        return installed
+
+    def _interrupted(self, name: str) -> None:
+        self._stop(
+            f"interrupted by {name}; the rows answered so far are written: run it again to resume"
+        )
 
     def _result(self, committed: Committed, start: float) -> EvaluationResult:
         rows = committed.rows + self.written

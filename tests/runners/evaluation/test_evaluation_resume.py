@@ -84,3 +84,36 @@ def test_killed_evaluation_resumes_with_only_the_unfinished_rows(tmp_path: Path)
     for name, content in parts_before.items():  # committed parts are never rewritten
         assert (out / name).read_bytes() == content
     assert_exactly_once(read_output(out), range(ROWS))
+
+
+def test_sigterm_commits_the_answered_rows_before_exiting(tmp_path: Path) -> None:
+    """A stopped run (SIGTERM from the backend, Ctrl-C) keeps every answered row."""
+    dataset = write_dataset(tmp_path / "d", ROWS, parts=3)
+    out = tmp_path / "out"
+    with ThreadServer(slow_echo) as server:
+        cfg = tmp_path / "cfg.json"
+        # Parts are large: without the signal handler nothing would be committed yet.
+        cfg.write_text(
+            config(server.url, dataset, out, concurrency=2, part_rows=100_000).model_dump_json()
+        )
+        first = start(cfg)
+        deadline = time.monotonic() + 60
+        while server.requests < 100:
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the client sent too few requests"
+            time.sleep(0.02)
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=30)
+        assert first.returncode == 1, stderr
+        assert "interrupted by SIGTERM" in stderr
+        done_before = committed_rows(out)
+        sent_before = server.requests
+        assert 100 <= done_before < ROWS
+        # At most the requests in flight when the signal came are lost (and re-sent).
+        assert sent_before - done_before <= 2
+
+        second = start(cfg)
+        _, stderr = second.communicate(timeout=120)
+        assert second.returncode == 0, stderr
+        assert server.requests - sent_before == ROWS - done_before
+    assert_exactly_once(read_output(out), range(ROWS))
