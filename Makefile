@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 ALL_EXTRAS := tutorial,huggingface,kubernetes,s3,dev
 
-.PHONY: tutorial test lint system-deps bench clean-store help
+.PHONY: tutorial test lint system-deps bench clean-store readme help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,6 +38,11 @@ test: $(VENV)/.installed-all system-deps lint  ## install everything, lint, run 
 
 bench: $(VENV)/.installed-all  ## run every benchmark in tests/benchmarks (slow; prints figures)
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+readme: $(VENV)/.installed-tutorial  ## regenerate the spec reference (docs/reference.md and the README's copy)
+	$(VENV)/bin/auditc schema -o schemas/auditc-spec.schema.json
+	$(VENV)/bin/auditc schema --format markdown -o docs/reference.md
+	$(PY) -c 'import pathlib, compiler; p = pathlib.Path("README.md"); p.write_text(compiler.embed_reference(p.read_text()))'
 
 clean-store:  ## delete the local store (.auditc/)
 	rm -rf .auditc

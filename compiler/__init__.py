@@ -18,10 +18,16 @@ from ._project import (
     references,
 )
 from ._resolve import ID_LENGTH, Graph, Node, NodeId, resolve_graph
-from ._schema_docs import render_schema, spec_json_schema, spec_reference_markdown
+from ._schema_docs import (
+    embed_reference,
+    render_schema,
+    spec_json_schema,
+    spec_reference_markdown,
+)
 from ._validate import hash_path, load_project
 
 __all__ = [
+    "embed_reference",
     "GRAPH_SCHEMA_VERSION",
     "ID_LENGTH",
     "PLAN_SCHEMA_VERSION",

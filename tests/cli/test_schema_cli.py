@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from compiler import render_schema, spec_reference_markdown
+from compiler import embed_reference, render_schema, spec_reference_markdown
 from compiler._load import discover_spec_files, load_files
 from compiler.cli.main import main
 
@@ -29,6 +29,14 @@ def test_committed_reference_is_current() -> None:
     assert REFERENCE_FILE.read_text(encoding="utf-8") == spec_reference_markdown(), (
         "docs/reference.md is stale: run `auditc schema --format markdown -o docs/reference.md`"
     )
+
+
+def test_readme_reference_is_current() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme == embed_reference(readme), (
+        "the README's spec reference is stale: run `make readme`"
+    )
+    assert "### InferenceService" in readme and "| `concurrency` |" in readme
 
 
 def _documents(root: Path, directory: Path) -> list[tuple[str, object]]:
