@@ -6,55 +6,17 @@ invalid; 3 a bug (with a traceback).
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
 import sys
-import traceback
-from pathlib import Path
 
-from pydantic import ValidationError
-
-from schemas import AuditcError
-
+from .._entry import run_step
 from . import IngestConfig, ingest_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, ingest the dataset, and map the outcome to an exit code."""
-    parser = argparse.ArgumentParser(prog="python -m runners.datasets", description=__doc__)
-    parser.add_argument("config", type=Path, help="IngestConfig as JSON")
-    parser.add_argument("--result", type=Path, help="write the IngestResult here as JSON")
-    args = parser.parse_args(argv)
-    _configure_logging()
-    try:
-        config = IngestConfig.model_validate_json(args.config.read_bytes())
-    except (OSError, ValidationError) as exc:
-        print(f"error: invalid ingest config {args.config}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        result = ingest_dataset(config)
-    except AuditcError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception:
-        traceback.print_exc()
-        print("internal error: this is a bug in auditc; please report it.", file=sys.stderr)
-        return 3
-    if args.result is not None:
-        args.result.write_text(result.model_dump_json(indent=2), encoding="utf-8")
-    return 0
-
-
-def _configure_logging() -> None:
-    level = os.environ.get("AUDITC_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    """Ingest the dataset an IngestConfig describes; return the exit code."""
+    return run_step(
+        argv, step="datasets", description=__doc__, config_type=IngestConfig, run=ingest_dataset
     )
-    for noisy in ("traitlets", "asyncio", "matplotlib", "blib2to3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":
