@@ -24,7 +24,7 @@ from ._schema_docs import (
     spec_json_schema,
     spec_reference_markdown,
 )
-from ._validate import hash_path, load_project
+from ._validate import hash_path, load_project, tree_hashes
 
 __all__ = [
     "embed_reference",
@@ -45,6 +45,7 @@ __all__ = [
     "Reference",
     "SourceLocation",
     "hash_path",
+    "tree_hashes",
     "load_baseline",
     "load_project",
     "load_project_at",

@@ -53,7 +53,7 @@ from schemas import (
 from ._load import Document, FieldPath, discover_spec_files, load_files
 from ._project import LoadedResource, PathRef, Project, SourceLocation, path_refs, references
 
-__all__ = ["hash_path", "load_project", "validate_documents"]
+__all__ = ["hash_path", "load_project", "tree_hashes", "validate_documents"]
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyResource)
 _PRIMITIVE_TYPES = [
@@ -768,12 +768,16 @@ def hash_path(path: Path, *, root: Path | None = None) -> str:
         with path.open("rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
     digest = hashlib.sha256()
-    for relative, file_hash in _tree_hashes(path, root):
+    for relative, file_hash in tree_hashes(path, root):
         digest.update(f"{relative}\0{file_hash}\n".encode())
     return digest.hexdigest()
 
 
-def _tree_hashes(directory: Path, root: Path | None) -> list[tuple[str, str]]:
+def tree_hashes(directory: Path, root: Path | None) -> list[tuple[str, str]]:
+    """The sorted `(relative path, sha256)` pairs a directory's hash is made of (see `hash_path`).
+
+    A linked sub-directory is one entry whose path ends in `/`, with its tree hash.
+    """
     pairs: list[tuple[str, str]] = []
     for current, dirs, names in os.walk(directory, followlinks=False):
         here = Path(current)

@@ -127,11 +127,11 @@ def _upload_tree(store: Store, directory: Path, sha256: str, label: str, root: P
     """Upload a directory's files, then its listing: a listing present means all of it is."""
     from runners.fetch import TreeListing, tree_key
 
-    from ..._validate import _tree_hashes
+    from ... import tree_hashes
 
     if store.exists(tree_key(sha256)):
         return 0
-    entries = _tree_hashes(directory, Path(root).resolve())
+    entries = tree_hashes(directory, Path(root).resolve())
     listing = TreeListing(entries=entries)
     if listing.digest() != sha256:
         raise BackendError(
