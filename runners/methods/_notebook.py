@@ -157,13 +157,20 @@ def _check_instances(method: str, out: Path, scores: list[ScoreValue]) -> None:
             )
 
 
+OFFLINE_TEMPLATE = Path(__file__).parent / "templates" / "offline.html.j2"
+"""nbconvert's lab template without the scripts it loads from a CDN."""
+
+
 def render_html(notebook: Path, title: str) -> str:
     """The executed notebook as HTML without code: outputs and Markdown only."""
     import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+        template_file=str(OFFLINE_TEMPLATE),
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
     )
     node = nbformat.read(notebook, as_version=4)
     body, _ = exporter.from_notebook_node(node, resources={"metadata": {"name": title}})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,10 @@ def test_notebook_runs_renders_and_exports_scores(store: Path, tmp_path: Path) -
     assert "Flag rates" in html and "share flagged" in html and "50.0%" in html
     assert "analysis.input" not in html and "SECRET_CODE_MARKER" not in html  # no code cells
     assert 'class="jp-InputPrompt' not in html and 'class="jp-OutputPrompt' not in html
+    # The page opens offline: nothing is loaded from a CDN (nbconvert's default would).
+    assert not re.search(
+        r"<script[^>]*\bsrc=|import\(\s*[\"']https?:|<link[^>]*\bhref=[\"']https?:", html
+    )
 
 
 def test_raising_cell_names_the_cell_and_keeps_the_notebook(store: Path, tmp_path: Path) -> None:
