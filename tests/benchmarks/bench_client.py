@@ -7,21 +7,23 @@ client to core 1. For each server mode (answering at once; after 20 ms like a mo
 and concurrency (8, 64), each repeat runs, interleaved:
 
 - `wrk` with the same JSON body (server ceiling; duration-based);
-- the bare asyncio + aiohttp loop (`_bare_client.py`), N rows;
+- the bare asyncio + aiohttp loop (`_bare_client.py`), N rows, on uvloop as auditc runs
+  (and, against the instant server, on the stock asyncio loop too);
 - `auditc run` of a generated one-Evaluation project (an `external` service pointing at
   the server), N rows, end to end: start-up, dataset ingestion, Parquet, manifest;
 - the evaluation client alone (`python -m runners.evaluation CONFIG.json`), N rows, for
-  its own CPU time and peak RSS.
+  its own CPU time and peak RSS (against the instant server).
 
 End to end = N / process wall time. In flight = rows the server answered / (last
 response − first request), measured by the server. CPU = user + system time of the
-process and its children (`wait4`). Figures are medians of the repeats. Batching
+process and its children (GNU time). Figures are medians of the repeats. Batching
 (`/predict`, several rows per request) is reported separately.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -111,9 +113,10 @@ def run_bare(
     *,
     api: str = "openai",
     batch: int = 1,
+    uvloop: bool = True,
     tool: str = "bare aiohttp",
 ) -> Run:
-    """The bare asyncio + aiohttp loop over the prompts file."""
+    """The bare asyncio + aiohttp loop over the prompts file (on uvloop, as auditc runs)."""
     endpoint = "/v1/chat/completions" if api == "openai" else "/predict"
     cmd = common.pinned(
         [
@@ -126,6 +129,7 @@ def run_bare(
             api,
             "--batch",
             str(batch),
+            *(["--uvloop"] if uvloop else []),
         ]
     )
     return _server_run(server, tool, mode, conc, cmd, rows)
@@ -194,6 +198,8 @@ def measure_mode(
             for rep in range(args.repeats):
                 print(f"  {mode} c={conc} repeat {rep + 1}/{args.repeats}", flush=True)
                 runs += _repeat(server, mode, conc, args, data, body, project)
+                if delay:
+                    continue  # the client's own CPU and RSS are measured against the instant server
                 if config is None and not args.skip_auditc:
                     # The client alone reads the dataset node the auditc run just ingested.
                     config = _safe(
@@ -227,6 +233,15 @@ def _repeat(
         ("wrk", run_wrk, (server, mode, conc, body, args.wrk_seconds)),
         ("bare", run_bare, (server, mode, conc, data, args.rows)),
     ]
+    if not server.delay_ms:
+        # The stock asyncio event loop, for comparison with the peers' figures.
+        todo.append(
+            (
+                "bare asyncio",
+                functools.partial(run_bare, uvloop=False, tool="bare aiohttp (asyncio loop)"),
+                (server, mode, conc, data, args.rows),
+            )
+        )
     if not args.skip_auditc:
         todo.append(("auditc", run_auditc, (server, mode, conc, project, args.rows)))
     for label, fn, fargs in todo:
