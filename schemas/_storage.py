@@ -56,6 +56,8 @@ class Store:
                 fs, base = pafs.FileSystem.from_uri(text)
             else:
                 local = Path(text).expanduser().resolve()
+                if local.exists() and not local.is_dir():
+                    raise StoreError(f"store {text!r} is a file; expected a directory (or a URI)")
                 if create:
                     local.mkdir(parents=True, exist_ok=True)
                 elif not local.is_dir():

@@ -59,6 +59,12 @@ def test_open_missing_store_without_create(tmp_path: Path) -> None:
         Store.open(tmp_path / "nope", create=False)
 
 
+def test_a_file_is_not_a_store(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(StoreError, match="is a file; expected a directory"):
+        Store.open(tmp_path / "f")
+
+
 def test_open_dataset_reads_parts_only(tmp_path: Path) -> None:
     store = Store.open(tmp_path)
     schema = evaluation_output_schema({"score": "float64"})
