@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -17,6 +18,7 @@ __all__ = [
     "RelativePath",
     "ResourceName",
     "SpecModel",
+    "check_score_format",
 ]
 
 
@@ -81,3 +83,48 @@ class Documentation(SpecModel):
     """One or two sentences."""
     markdown: str | None = Field(default=None, max_length=100_000)
     """A full description in Markdown."""
+
+
+_NUMBER_SPEC = re.compile(r"^(.?[<>=^])?[+\- ]?z?#?0?(\d{1,2})?[,_]?(\.\d{1,2})?[eEfFgGn%]?$")
+MAX_FORMAT_LENGTH = 100
+
+
+def check_score_format(fmt: str) -> str:
+    """Check a score's format string; return it unchanged.
+
+    Only the field `{value}` is allowed, with a number format spec whose width and
+    precision have at most two digits (`{value:.1%}`, `{value:,.0f} rows`). Specs come
+    from untrusted pull requests: attribute access (`{value.x}`) or a huge width would
+    crash or exhaust the machine that validates them.
+
+    Raises:
+        ValueError: with what was found and what is expected.
+    """
+    if len(fmt) > MAX_FORMAT_LENGTH:
+        raise ValueError(
+            f"format is {len(fmt)} characters long; at most {MAX_FORMAT_LENGTH} are allowed"
+        )
+    try:
+        fields = [
+            (name, spec, conv)
+            for _, name, spec, conv in string.Formatter().parse(fmt)
+            if name is not None
+        ]
+    except ValueError as exc:
+        raise ValueError(f"format {fmt!r} is not a valid format string: {exc}") from None
+    if not fields:
+        raise ValueError(f"format {fmt!r} has no {{value}} field")
+    for name, spec, conversion in fields:
+        if name != "value" or conversion:
+            found = "{" + name + (f"!{conversion}" if conversion else "") + "}"
+            raise ValueError(f"format {fmt!r} may only use the field {{value}} (found {found})")
+        if spec and not _NUMBER_SPEC.match(spec):
+            raise ValueError(
+                f"format spec {spec!r} in {fmt!r} is not a number format; expected e.g. "
+                "'.3g', '.1%' or ',.0f', with width and precision of at most two digits"
+            )
+    try:
+        fmt.format(value=0.5)
+    except ValueError as exc:
+        raise ValueError(f"format {fmt!r} cannot format a number: {exc}") from None
+    return fmt

@@ -25,6 +25,7 @@ from ._base import (
     RelativePath,
     ResourceName,
     SpecModel,
+    check_score_format,
 )
 
 __all__ = [
@@ -485,11 +486,7 @@ class ScoreSpec(SpecModel):
     @field_validator("format")
     @classmethod
     def _format_ok(cls, value: str) -> str:
-        try:
-            value.format(value=0.5)
-        except (KeyError, ValueError, IndexError) as exc:
-            raise ValueError(f"format {value!r} cannot format a number as 'value': {exc}") from None
-        return value
+        return check_score_format(value)
 
     @model_validator(mode="after")
     def _range(self) -> ScoreSpec:

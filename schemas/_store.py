@@ -16,8 +16,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._base import check_score_format
 from ._errors import StoreError
 
 __all__ = [
@@ -141,6 +142,11 @@ class ScoreValue(BaseModel):
     gate_max: float | None = None
     text: str | None = None
     """A sentence the method wrote about this value."""
+
+    @field_validator("format")
+    @classmethod
+    def _format_ok(cls, value: str) -> str:
+        return check_score_format(value)
 
     def formatted(self) -> str:
         """The value rendered with its format and unit."""

@@ -83,9 +83,27 @@ def test_unknown_fields_are_errors() -> None:
     assert info.value.errors()[0]["type"] == "extra_forbidden"
 
 
-def test_score_format_is_checked() -> None:
-    with pytest.raises(ValidationError, match="cannot format"):
-        ScoreSpec(name="a", format="{x:.2f}")
+@pytest.mark.parametrize(
+    ("fmt", "fragment"),
+    [
+        ("{x:.2f}", "may only use the field {value} (found {x})"),
+        ("{value.real}", "may only use the field {value}"),
+        ("{value!r}", "may only use the field {value}"),
+        ("{value:>999999999}", "is not a number format"),
+        ("{value:{other}}", "is not a number format"),
+        ("no field", "has no {value} field"),
+        ("{value:,n}", "cannot format a number"),
+    ],
+)
+def test_score_format_is_checked(fmt: str, fragment: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        ScoreSpec(name="a", format=fmt)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["{value:.1%}", "{value:,.0f} rows", "{value:+.2f}", "{value}"])
+def test_score_formats_that_render_numbers(fmt: str) -> None:
+    assert ScoreSpec(name="a", format=fmt).format == fmt
 
 
 def test_score_value_gate_and_format() -> None:
