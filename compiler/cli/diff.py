@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import click
 
 from compiler.report import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+from schemas import UsageError
 
 from ._common import EXIT_CODES_HELP, Settings
 
 if TYPE_CHECKING:
     from compiler.report import DiffSide
-    from schemas import Store
 
 
 @click.command(
@@ -96,15 +96,24 @@ def _side(settings: Settings, arg: str, paths: tuple[str, ...], store: str | Non
 
     if _is_store(arg):
         return DiffSide.of_results(arg, load_results(Store.open(arg, create=False)))
-    opened = Store.open(store or settings.default_store, create=False)
-    return _ref_side(settings, arg, paths, opened)
+    from compiler import GitError
+
+    try:
+        return _ref_side(settings, arg, paths, store or settings.default_store)
+    except GitError as exc:
+        raise UsageError(
+            f"{arg!r} is not a store (no such directory); as a git ref: {exc}"
+        ) from exc
 
 
-def _ref_side(settings: Settings, ref: str, paths: tuple[str, ...], store: Store) -> DiffSide:
+def _ref_side(settings: Settings, ref: str, paths: tuple[str, ...], store_uri: str) -> DiffSide:
     from compiler import load_project_at, resolve_graph
     from compiler.report import DiffSide, NodeRef, StoreIndex, cases_by_ref
+    from schemas import Store
 
+    # Resolve the ref first: an unknown ref is the error to report, not the store.
     graph = resolve_graph(load_project_at(settings.project_dir, ref, settings.spec_paths(paths)))
+    store = Store.open(store_uri, create=False)
     refs = {
         node.name: NodeRef(node.kind, node.name, node.id)
         for node in graph

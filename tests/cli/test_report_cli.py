@@ -311,3 +311,14 @@ def test_diff_of_an_unknown_ref_is_a_usage_error(
 
     assert info.value.code == 2
     assert "unknown git ref 'no-such-branch'" in capsys.readouterr().err
+
+
+def test_diff_of_a_missing_store_names_that_argument(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Store.open(tmp_path / "store")
+    with pytest.raises(SystemExit) as info:
+        main(["-C", str(tmp_path), "diff", str(tmp_path / "nope"), str(tmp_path / "store")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"'{tmp_path / 'nope'}' is not a store (no such directory)" in err
