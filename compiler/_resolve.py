@@ -20,7 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NewType
 
-from schemas import WORKFLOW_KINDS, AnyResource, GraphError, Issue, Method, node_path
+from schemas import (
+    WORKFLOW_KINDS,
+    AnyResource,
+    Evaluation,
+    GraphError,
+    InferenceService,
+    Issue,
+    Method,
+    Model,
+    node_path,
+)
 
 from ._project import LoadedResource, Project, SourceLocation, path_refs, references
 
@@ -107,6 +117,32 @@ class Graph:
     def direct_downstream(self, name: str) -> tuple[str, ...]:
         """Names of the nodes that refer to `name` directly."""
         return self._downstream.get(name, ())
+
+    def model_revision(self, name: str) -> str | None:
+        """What pins the model an Evaluation ran against, as manifests record it.
+
+        A Hugging Face `repo@commit`, a pip requirement, or the content hashes of a
+        local model directory or the Module providing the callable; None for other
+        kinds and for services without a model (external, container).
+        """
+        evaluation = self.nodes[name].resource
+        if not isinstance(evaluation, Evaluation):
+            return None
+        service = self.nodes[evaluation.spec.service].resource
+        assert isinstance(service, InferenceService)
+        if service.spec.model is None:
+            return None
+        model_node = self.nodes[service.spec.model]
+        model = model_node.resource
+        assert isinstance(model, Model)
+        if model.spec.huggingface is not None:
+            return f"{model.spec.huggingface.repo}@{model.spec.huggingface.revision}"
+        if model.spec.python is not None and model.spec.python.package is not None:
+            return model.spec.python.package
+        hashed = dict(model_node.files)
+        for upstream in model_node.upstream:  # the Module providing the callable
+            hashed.update(self.nodes[upstream].files)
+        return ", ".join(f"{p}@sha256:{d}" for p, d in sorted(hashed.items())) or None
 
     def select(self, selectors: Iterable[str]) -> Graph:
         """The subgraph of the selected nodes and everything they need.

@@ -294,7 +294,7 @@ def _commit_json(
         "spec": node.resource.model_dump(mode="json"),
         "upstream": {n.key: n.id for n in graph if n.name in upstream},
         "input_files": dict(node.files),
-        "model_revision": _model_revision(graph, node),
+        "model_revision": graph.model_revision(node.name),
         "image": image,
     }
     return CommitConfig(
@@ -304,26 +304,6 @@ def _commit_json(
         count_rows=count_rows,
         expected=expected,  # type: ignore[arg-type]
     ).model_dump_json(indent=2)
-
-
-def _model_revision(graph: Graph, node: Node) -> str | None:
-    """What pins the model an Evaluation ran against (as the local backend records it)."""
-    if not isinstance(node.resource, Evaluation):
-        return None
-    service = graph[node.resource.spec.service].resource
-    assert isinstance(service, InferenceService)
-    if service.spec.model is None:
-        return None
-    model_node = graph[service.spec.model]
-    spec = model_node.resource.spec
-    if spec.huggingface is not None:  # type: ignore[union-attr]
-        return f"{spec.huggingface.repo}@{spec.huggingface.revision}"  # type: ignore[union-attr]
-    if spec.python is not None and spec.python.package is not None:  # type: ignore[union-attr]
-        return spec.python.package  # type: ignore[union-attr]
-    hashed = dict(model_node.files)
-    for upstream in model_node.upstream:
-        hashed.update(graph[upstream].files)
-    return ", ".join(f"{p}@sha256:{d}" for p, d in sorted(hashed.items())) or None
 
 
 def dataset_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:

@@ -27,7 +27,6 @@ __all__ = [
     "evaluation_config",
     "ingest_config",
     "method_config",
-    "model_revision",
     "module_dirs",
     "server_config",
 ]
@@ -141,28 +140,3 @@ def method_config(graph: Graph, node: Node, store: Store) -> MethodConfig:
         python_paths=module_dirs(graph, list(method.spec.modules)),
         output_uri=store.uri_of(node.store_path),
     )
-
-
-def model_revision(graph: Graph, node: Node) -> str | None:
-    """What pins the model an Evaluation ran against, for its manifest.
-
-    A Hugging Face commit, a pip requirement, or the content hash of a local model
-    directory or Module; None for external services and non-evaluations.
-    """
-    if not isinstance(node.resource, Evaluation):
-        return None
-    service = graph[node.resource.spec.service].resource
-    assert isinstance(service, InferenceService)
-    if service.spec.model is None:
-        return None
-    model_node = graph[service.spec.model]
-    spec = model_node.resource.spec
-    assert isinstance(model_node.resource, Model)
-    if spec.huggingface is not None:  # type: ignore[union-attr]
-        return f"{spec.huggingface.repo}@{spec.huggingface.revision}"  # type: ignore[union-attr]
-    if spec.python is not None and spec.python.package is not None:  # type: ignore[union-attr]
-        return spec.python.package  # type: ignore[union-attr]
-    hashed = dict(model_node.files)
-    for upstream in model_node.upstream:  # a Module providing the callable
-        hashed.update(graph[upstream].files)
-    return ", ".join(f"{path}@sha256:{digest}" for path, digest in sorted(hashed.items())) or None

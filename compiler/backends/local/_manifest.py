@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 
 from schemas import Manifest, NodeStatus
 
-from ._configs import model_revision
-
 if TYPE_CHECKING:
     from ..._resolve import Graph, Node
 
@@ -86,7 +84,7 @@ def build_manifest(
         spec=node.resource.model_dump(mode="json"),
         upstream={graph[n].key: graph[n].id for n in _ordered_upstream(graph, node)},
         input_files=dict(node.files),
-        model_revision=model_revision(graph, node),
+        model_revision=graph.model_revision(node.name),
         auditc_version=auditc_version(),
         git_commit=commit,
         started_at=started,
