@@ -28,10 +28,11 @@ tutorial: $(VENV)/.installed-tutorial  ## run the tutorial audit end to end (off
 system-deps:  ## Debian packages the tests need (headless Chromium for the report tests)
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-lint: $(VENV)/.installed-all  ## ruff and the import-layer contracts
+lint: $(VENV)/.installed-all  ## ruff, mypy --strict and the import-layer contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: $(VENV)/.installed-all system-deps lint  ## install everything, lint, run the whole test suite
 	$(VENV)/bin/pytest

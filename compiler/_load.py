@@ -340,6 +340,7 @@ class _Builder:
                 return [
                     self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)
                 ]
+            assert isinstance(node, yaml.MappingNode)  # the composer makes no other node kinds
             self._check_tag(node, _MAP_TAG)
             return self._mapping(node, path, depth)
         finally:

@@ -35,7 +35,7 @@ __all__ = [
     "render_plan",
 ]
 
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION: Literal[1] = 1
 Action = Literal["create", "re-run", "keep", "remove"]
 PlanFormat = Literal["text", "json", "markdown"]
 _ACTIONS: tuple[Action, ...] = ("create", "re-run", "keep", "remove")
@@ -107,7 +107,7 @@ def _newer(candidate: Manifest, current: Manifest) -> bool:
 
 
 def _baseline_node(graph: Graph, node: Node) -> BaselineNode:
-    upstream = {graph[name].key: graph[name].id for name in node.upstream}
+    upstream: dict[str, str] = {graph[name].key: graph[name].id for name in node.upstream}
     spec = node.resource.spec.model_dump(mode="json")
     return BaselineNode(node.kind, node.name, node.id, spec, upstream, dict(node.files))
 

@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from schemas import AnyResource, Dataset, Method, Model, Module
+from schemas import (
+    AnyResource,
+    Dataset,
+    Evaluation,
+    InferenceService,
+    InferenceSession,
+    Method,
+    Model,
+    Module,
+)
 
 __all__ = [
     "LoadedResource",
@@ -105,33 +114,30 @@ def path_refs(resource: AnyResource) -> list[PathRef]:
 
 def references(resource: AnyResource) -> list[Reference]:
     """Every name `resource` refers to; the one place that knows which fields are references."""
-    spec = resource.spec
     refs: list[Reference] = []
-    match resource.kind:
-        case "Model":
-            if spec.python is not None and spec.python.module is not None:  # type: ignore[union-attr]
-                refs.append(
-                    Reference(("spec", "python", "module"), spec.python.module, ("Module",))
-                )  # type: ignore[union-attr]
-        case "InferenceService":
-            if spec.model is not None:  # type: ignore[union-attr]
-                refs.append(Reference(("spec", "model"), spec.model, ("Model",)))  # type: ignore[union-attr]
-        case "InferenceSession":
-            refs.append(Reference(("spec", "service"), spec.service, ("InferenceService",)))  # type: ignore[union-attr]
-        case "Evaluation":
-            refs.append(Reference(("spec", "service"), spec.service, ("InferenceService",)))  # type: ignore[union-attr]
-            refs.append(Reference(("spec", "dataset"), spec.dataset, ("Dataset",)))  # type: ignore[union-attr]
-        case "Method":
-            for keyword, item in spec.inputs.items():  # type: ignore[union-attr]
-                refs.append(
-                    Reference(
-                        ("spec", "inputs", keyword, "resource"),
-                        item.resource,
-                        ("Dataset", "Evaluation", "Method"),
-                    )
+    if isinstance(resource, Model):
+        python = resource.spec.python
+        if python is not None and python.module is not None:
+            refs.append(Reference(("spec", "python", "module"), python.module, ("Module",)))
+    elif isinstance(resource, InferenceService):
+        if resource.spec.model is not None:
+            refs.append(Reference(("spec", "model"), resource.spec.model, ("Model",)))
+    elif isinstance(resource, InferenceSession):
+        refs.append(Reference(("spec", "service"), resource.spec.service, ("InferenceService",)))
+    elif isinstance(resource, Evaluation):
+        refs.append(Reference(("spec", "service"), resource.spec.service, ("InferenceService",)))
+        refs.append(Reference(("spec", "dataset"), resource.spec.dataset, ("Dataset",)))
+    elif isinstance(resource, Method):
+        for keyword, item in resource.spec.inputs.items():
+            refs.append(
+                Reference(
+                    ("spec", "inputs", keyword, "resource"),
+                    item.resource,
+                    ("Dataset", "Evaluation", "Method"),
                 )
-            for i, module in enumerate(spec.modules):  # type: ignore[union-attr]
-                refs.append(Reference(("spec", "modules", i), module, ("Module",)))
+            )
+        for i, module in enumerate(resource.spec.modules):
+            refs.append(Reference(("spec", "modules", i), module, ("Module",)))
     return refs
 
 

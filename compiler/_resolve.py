@@ -243,11 +243,11 @@ def _resolve_node(project: Project, loaded: LoadedResource, done: dict[str, Node
         "spec": copy.deepcopy(resource.spec.model_dump(mode="json")),
     }
     files: dict[str, str] = {}
-    for ref in path_refs(resource):
-        project_path = project.resolve_path(loaded, ref.value)
+    for path_ref in path_refs(resource):
+        project_path = project.resolve_path(loaded, path_ref.value)
         digest = project.file_hashes[project_path]
         files[project_path] = digest
-        _set(canonical, ref.field, f"sha256:{digest}")
+        _set(canonical, path_ref.field, f"sha256:{digest}")
     upstream: list[str] = []
     for ref in references(resource):
         _set(canonical, ref.field, f"node:{done[ref.target].id}")

@@ -97,7 +97,8 @@ class Store:
         """Whether a file exists."""
         import pyarrow.fs as pafs
 
-        return self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
+        found: bool = self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
+        return found
 
     def read_bytes(self, *parts: str) -> bytes:
         """The content of a file. Raises StoreError when it is missing."""

@@ -37,7 +37,7 @@ __all__ = [
     "node_path",
 ]
 
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION: Literal[1] = 1
 MANIFEST_FILE = "manifest.json"
 SCORES_FILE = "scores.json"
 

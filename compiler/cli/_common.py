@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -77,7 +78,10 @@ class Settings:
         return [(self.project_dir / p) if not Path(p).is_absolute() else Path(p) for p in chosen]
 
 
-def paths_argument() -> Any:
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def paths_argument() -> Callable[[_Command], _Command]:
     """The PATHS argument shared by commands that read specs."""
     return click.argument("paths", nargs=-1, type=click.Path())
 

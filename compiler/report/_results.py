@@ -102,14 +102,10 @@ def _spec_body(manifest: Manifest) -> dict[str, Any]:
 def format_score(score: ScoreValue, value: float | None = None) -> str:
     """A value (default: the score's own) in the score's format and unit.
 
-    `scores.json` is written by a method runner; a format that cannot render the
-    value is shown as a plain number rather than failing the whole report.
+    The format was checked when `scores.json` was read (`schemas.check_score_format`).
     """
     shown = score.value if value is None else value
-    try:
-        text = score.format.format(value=shown)
-    except (ValueError, KeyError, IndexError, TypeError):
-        text = f"{shown:.4g}"
+    text = score.format.format(value=shown)
     return f"{text} {score.unit}" if score.unit else text
 
 

@@ -204,18 +204,20 @@ def _explode(adapter: ExplodeCollections, where: str) -> OneToMany:
     index = adapter.index
 
     def explode(obj: Row) -> list[Row]:
-        lists = [obj.get(name) for name in names]
-        for name, value in zip(names, lists, strict=True):
+        lists: list[list[Any]] = []
+        for name in names:
+            value = obj.get(name)
             if not isinstance(value, list):
                 found = "missing" if name not in obj else _describe(value)
                 raise AdapterError(f"{where}: field {name!r} is {found}, expected a list")
-        lengths = {len(v) for v in lists}  # type: ignore[arg-type]
+            lists.append(value)
+        lengths = {len(v) for v in lists}
         if len(lengths) > 1:
-            sizes = ", ".join(f"{n}={len(v)}" for n, v in zip(names, lists, strict=True))  # type: ignore[arg-type]
+            sizes = ", ".join(f"{n}={len(v)}" for n, v in zip(names, lists, strict=True))
             raise AdapterError(f"{where}: collections have different lengths ({sizes})")
         base = {k: v for k, v in obj.items() if k not in drop}
         rows: list[Row] = []
-        for position, values in enumerate(zip(*lists, strict=True)):  # type: ignore[call-overload]
+        for position, values in enumerate(zip(*lists, strict=True)):
             row = dict(base)
             row.update(zip(names, values, strict=True))
             if index is not None:

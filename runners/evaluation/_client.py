@@ -24,7 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -433,7 +433,8 @@ class _Client:
             everything = asyncio.gather(*workers)
             stopped = asyncio.create_task(self.stopped.wait())
             try:
-                await asyncio.wait({everything, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                waiting: set[asyncio.Future[Any]] = {everything, stopped}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for task in (producer, ticker, stopped, *workers):
                     task.cancel()
@@ -473,7 +474,8 @@ class _Client:
     def _result(self, committed: Committed, start: float) -> EvaluationResult:
         rows = committed.rows + self.written
         errors = committed.errors + self.errors
-        status, message = "complete", None
+        status: Literal["complete", "failed"] = "complete"
+        message: str | None = None
         fraction = self.spec.errors.max_error_fraction
         if self.stop_reason is not None:
             status, message = "failed", self.stop_reason
@@ -492,7 +494,7 @@ class _Client:
             resumed_rows=committed.rows,
             duration_s=round(time.monotonic() - start, 6),
             in_flight_s=round(max(in_flight, 0.0), 6),
-            status=status,  # type: ignore[arg-type]
+            status=status,
             message=message,
         )
 

@@ -72,7 +72,8 @@ def commit_node(config: CommitConfig) -> Manifest:
     outputs = [f for f in store.list_files() if f != MANIFEST_FILE and ".tmp-" not in f]
     if not outputs:
         raise RunnerError(f"{config.node_uri} holds no outputs: the step wrote nothing")
-    rows, metrics = None, {}
+    rows: int | None = None
+    metrics: dict[str, float] = {}
     if config.count_rows:
         rows, metrics = _count(store, config)
     finished = datetime.now(UTC)

@@ -302,7 +302,7 @@ def _commit_json(
         manifest=manifest,
         started_file=STARTED_FILE if started else None,
         count_rows=count_rows,
-        expected=expected,  # type: ignore[arg-type]
+        expected=expected,
     ).model_dump_json(indent=2)
 
 
@@ -374,7 +374,7 @@ def method_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFile
     uri = node_uri(config.store.root, node)
     inputs = {
         keyword: MethodInputRef(
-            kind=_INPUT_KINDS[graph[item.resource].kind],  # type: ignore[arg-type]
+            kind=_INPUT_KINDS[graph[item.resource].kind],
             uri=node_uri(config.store.root, graph[item.resource]),
         )
         for keyword, item in method.spec.inputs.items()

@@ -157,10 +157,12 @@ class _Program:
             opts=self._opts(),
         )
         claims = [self.config.store.pvc, self.config.model_cache.pvc]
-        created = [self._claim(pvc, base) for pvc in claims if pvc is not None and pvc.size]
+        created = [
+            self._claim(pvc, pvc.size, base) for pvc in claims if pvc is not None and pvc.size
+        ]
         self.shared.extend([account, *created])
 
-    def _claim(self, pvc: PvcConfig, labels: dict[str, str]) -> pulumi.Resource:
+    def _claim(self, pvc: PvcConfig, size: str, labels: dict[str, str]) -> pulumi.Resource:
         name = self._name("PersistentVolumeClaim", pvc.claim_name)
         return core.PersistentVolumeClaim(
             name,
@@ -168,7 +170,7 @@ class _Program:
             spec=core.PersistentVolumeClaimSpecArgs(
                 access_modes=[pvc.access_mode],
                 storage_class_name=self.config.storage_class,
-                resources=core.VolumeResourceRequirementsArgs(requests={"storage": pvc.size}),
+                resources=core.VolumeResourceRequirementsArgs(requests={"storage": size}),
             ),
             # Deleting the claim would delete every result in it.
             opts=self._opts(retain_on_delete=True),

@@ -170,7 +170,7 @@ def render_manifests(
     monitor = _RecordingMonitor(_RecordingMocks())
     mocks.set_mocks(
         monitor.mocks, project=CONFIG_NAMESPACE, stack=stack, preview=False, monitor=monitor
-    )  # type: ignore[arg-type]
+    )
     outputs: dict[str, Any] = {}
 
     def run() -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import SyntheticStore
+from report_store import SyntheticStore
 
 from compiler.report import check_gates, load_results, render_check
 from schemas import ScoreValue

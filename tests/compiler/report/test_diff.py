@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SYSTEMS, SyntheticStore
+from report_store import SYSTEMS, SyntheticStore
 
 from compiler.report import (
     BootstrapOptions,

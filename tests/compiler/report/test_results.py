@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import SYSTEMS, SyntheticStore
+from report_store import SYSTEMS, SyntheticStore
 
 from compiler.report import NO_SYSTEM, SafetyCase, load_results, read_instances
 from schemas import ScoreValue, StoreError

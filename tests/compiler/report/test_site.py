@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import SyntheticStore
+from report_store import SyntheticStore
 
 from compiler.report import build_site, load_results, sanitize_case_html
 from compiler.report._site import SITE_MARKER, _ranks, gate_text
-from schemas import ScoreValue, UsageError
+from schemas import ScoreValue, StoreError, UsageError
 
 
 class _Refs(HTMLParser):
@@ -189,15 +190,17 @@ def test_gate_text_uses_the_score_format() -> None:
     assert gate_text(score) is None
 
 
-def test_a_format_that_does_not_fit_the_value_falls_back_to_a_number(tmp_path: Path) -> None:
+def test_a_scores_file_with_a_format_that_cannot_render_numbers_is_refused(tmp_path: Path) -> None:
     synthetic = SyntheticStore(tmp_path / "store")
-    synthetic.safety_case(
-        "sc", [ScoreValue(name="n", value=2.5, primary=True, format="{value:d}", unit="rows")], {}
-    )
+    synthetic.safety_case("sc", [ScoreValue(name="n", value=2.5, primary=True)], {})
+    [case] = [m for m in synthetic.store.manifests() if m.name == "sc"]
+    path = f"method/sc/{case.id}"
+    raw = json.loads(synthetic.store.read_bytes(path, "scores.json"))
+    raw["scores"][0]["format"] = "{value:d}"  # integers only: a float score cannot use it
+    synthetic.store.write_bytes(json.dumps(raw).encode(), path, "scores.json")
 
-    site = build_site(load_results(synthetic.store), tmp_path / "site")
-
-    assert ">2.5 rows</a>" in (site.out_dir / "audit-sc.html").read_text()
+    with pytest.raises(StoreError, match="scores.json: not a valid ScoresFile"):
+        load_results(synthetic.store)
 
 
 def test_the_same_store_builds_the_same_bytes(

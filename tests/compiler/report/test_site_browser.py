@@ -10,8 +10,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from conftest import GROUPS, SyntheticStore
 from report_browser import Browser, Page, crawl
+from report_store import GROUPS, SyntheticStore
 
 from compiler.report import build_site, load_results
 
