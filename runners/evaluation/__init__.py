@@ -7,7 +7,7 @@ Example:
 Run as `python -m runners.evaluation CONFIG.json [--shard i/n] [--result FILE]`.
 """
 
-from ._client import parse_retry_after, run_evaluation, run_evaluation_async
+from ._client import parse_retry_after, read_api_key, run_evaluation, run_evaluation_async
 from ._config import DEFAULT_FLUSH_INTERVAL_S, DEFAULT_PART_ROWS, EvaluationConfig, EvaluationResult
 from ._infer import infer_row
 
@@ -18,6 +18,7 @@ __all__ = [
     "EvaluationResult",
     "infer_row",
     "parse_retry_after",
+    "read_api_key",
     "run_evaluation",
     "run_evaluation_async",
 ]

@@ -47,7 +47,7 @@ from ._io import (
 )
 from ._progress import Reporter, make_reporter
 
-__all__ = ["run_evaluation", "run_evaluation_async"]
+__all__ = ["read_api_key", "run_evaluation", "run_evaluation_async"]
 
 logger = logging.getLogger("runners.evaluation")
 
@@ -95,7 +95,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
-def _api_key(name: str | None) -> str | None:
+def read_api_key(name: str | None) -> str | None:
+    """The API key held by the environment variable `name` (None when no variable is named).
+
+    Raises:
+        EvaluationError: the variable is named but not set or empty.
+    """
     if name is None:
         return None
     key = os.environ.get(name)
@@ -138,7 +143,7 @@ class _Client:
             f" shard {config.shard_index}/{config.shard_count}" if config.shard_count > 1 else ""
         )
         self.url = config.base_url.rstrip("/") + interface.endpoint
-        self.headers = json_headers(_api_key(config.api_key_env))
+        self.headers = json_headers(read_api_key(config.api_key_env))
         self.request_one = compile_pipeline(interface.request, name="interface.request").one
         self.response_one = compile_pipeline(interface.response, name="interface.response").one
         self.columns = tuple(interface.output)

@@ -347,11 +347,12 @@ def infer_one(
         BackendError: the runner kind cannot run locally.
         AuditcError: the row does not fit the service's adapters.
     """
-    from runners.evaluation import infer_row
+    from runners.evaluation import infer_row, read_api_key
 
     service = graph[service_name].resource
     assert isinstance(service, InferenceService)
-    api_key = _api_key(service)
+    runner = service.spec.runner
+    api_key = read_api_key(runner.api_key_env if runner.kind == "external" else None)
     if url is not None:
         output: dict[str, Any] = infer_row(service, url, row, api_key)
         return output
@@ -361,20 +362,3 @@ def infer_one(
     ):
         output = infer_row(service, up.urls[0], row, api_key)
     return output
-
-
-def _api_key(service: InferenceService) -> str | None:
-    """An external service's API key, from the environment variable its spec names."""
-    import os
-
-    runner = service.spec.runner
-    env = runner.api_key_env if runner.kind == "external" else None
-    if env is None:
-        return None
-    key = os.environ.get(env)
-    if not key:
-        raise InferenceError(
-            f"InferenceService/{service.name} reads its API key from the environment "
-            f"variable {env}, which is not set"
-        )
-    return key
