@@ -200,7 +200,9 @@ class _Client:
                 if not todo:
                     continue
                 try:
-                    body = dumps(request_one(row))
+                    # orjson's bytes keep a 4 KiB buffer: copied to their size, the bodies
+                    # waiting in the queue cost ~300 bytes each instead of 4 KiB.
+                    body = bytes(memoryview(dumps(request_one(row))))
                 except AdapterError as exc:
                     units.append(([(index, r) for r in todo], None, ("adapter", str(exc))))
                     continue

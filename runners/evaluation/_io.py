@@ -39,7 +39,21 @@ logger = logging.getLogger(__name__)
 
 _READ_BATCH_ROWS = 16_384
 _PART = re.compile(r"^part-(\d+)-(\d+)\.parquet$")
+_DATA_PART = re.compile(r"^part-[^/]*\.parquet$")
+"""A data part of a node (what `Store.open_dataset` reads)."""
 _ERROR_TYPE_SCHEMA = "schema"
+
+
+def _dataset_parts(store: Store) -> list[str]:
+    """The dataset node's `part-*.parquet` files, in the order `Store.open_dataset` reads them.
+
+    Raises:
+        StoreError: the node holds no parts.
+    """
+    parts = [f for f in store.list_files() if _DATA_PART.match(f)]
+    if not parts:
+        raise StoreError(f"{store.uri_of('')} holds no data parts")
+    return parts
 
 
 def shard_batches(
@@ -48,27 +62,43 @@ def shard_batches(
     """The shard's dataset rows as lists of dicts, in dataset order.
 
     Shard `i` of `n` holds the rows whose position `p` (in part order) has `p % n == i`.
+    Parts are streamed with `pyarrow.parquet` record batch by record batch: unlike
+    `pyarrow.dataset`, it neither imports pandas (a quarter of a second and ~30 MB at
+    start-up) nor reads ahead whole files.
 
     Raises:
-        StoreError: the dataset node holds no parts.
+        StoreError: the dataset node holds no parts, or one cannot be read.
     """
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    dataset = store.open_dataset("")
     position = 0
-    for batch in dataset.to_batches(batch_size=_READ_BATCH_ROWS):
-        size = batch.num_rows
-        if shard_count > 1:
-            first = (shard_index - position) % shard_count
-            batch = batch.take(pa.array(range(first, size, shard_count), type=pa.int64()))
-        position += size
-        if batch.num_rows:
-            yield batch.to_pylist()
+    for name in _dataset_parts(store):
+        try:
+            with store.fs.open_input_file(store.path(name)) as handle:
+                for batch in pq.ParquetFile(handle).iter_batches(batch_size=_READ_BATCH_ROWS):
+                    size = batch.num_rows
+                    if shard_count > 1:
+                        first = (shard_index - position) % shard_count
+                        batch = batch.take(pa.array(range(first, size, shard_count), pa.int64()))
+                    position += size
+                    if batch.num_rows:
+                        yield batch.to_pylist()
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise StoreError(f"cannot read the dataset part {store.uri_of(name)}: {exc}") from exc
 
 
 def count_shard_rows(store: Store, shard_index: int, shard_count: int) -> int:
     """Rows of the dataset that fall in the shard (read from Parquet metadata)."""
-    total: int = store.open_dataset("").count_rows()
+    import pyarrow.parquet as pq
+
+    total = 0
+    for name in _dataset_parts(store):
+        try:
+            with store.fs.open_input_file(store.path(name)) as handle:
+                total += pq.ParquetFile(handle).metadata.num_rows
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read the dataset part {store.uri_of(name)}: {exc}") from exc
     return (total - shard_index + shard_count - 1) // shard_count if total > shard_index else 0
 
 
@@ -113,9 +143,11 @@ def read_committed(store: Store, shard_index: int) -> Committed:
             committed.next_seq = max(committed.next_seq, int(match[2]) + 1)
         try:
             with store.fs.open_input_file(store.path(name)) as handle:
-                columns = pq.read_table(
-                    handle, columns=[INDEX_COLUMN, REPLICATION_COLUMN, ERROR_TYPE_COLUMN]
-                ).to_pydict()
+                columns = (
+                    pq.ParquetFile(handle)
+                    .read(columns=[INDEX_COLUMN, REPLICATION_COLUMN, ERROR_TYPE_COLUMN])
+                    .to_pydict()
+                )
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise StoreError(f"cannot read the committed part {store.uri_of(name)}: {exc}") from exc
         for index, replication in zip(
