@@ -63,7 +63,7 @@ def shard_batches(
 
     Shard `i` of `n` holds the rows whose position `p` (in part order) has `p % n == i`.
     Parts are streamed with `pyarrow.parquet` record batch by record batch: unlike
-    `pyarrow.dataset`, it neither imports pandas (a quarter of a second and ~30 MB at
+    `pyarrow.dataset`, it neither imports pandas (a quarter of a second and ~40 MB at
     start-up) nor reads ahead whole files.
 
     Raises:
