@@ -11,15 +11,50 @@ Example (a safety-case notebook):
     >>> analysis.score_card(s)                                         # an HTML card
 """
 
-from ._api import *  # noqa: F403
-from ._api import __all__ as _api_all
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._config import *  # noqa: F403
 from ._config import __all__ as _config_all
-from ._display import *  # noqa: F403
-from ._display import __all__ as _display_all
-from ._scores import *  # noqa: F403
-from ._scores import __all__ as _scores_all
-from ._tables import *  # noqa: F403
-from ._tables import __all__ as _tables_all
 
-__all__ = sorted({*_api_all, *_config_all, *_display_all, *_scores_all, *_tables_all})
+if TYPE_CHECKING:
+    from ._api import *  # noqa: F403
+    from ._display import *  # noqa: F403
+    from ._scores import *  # noqa: F403
+    from ._tables import *  # noqa: F403
+
+# Loaded on first use: they import pyarrow (and IPython), which the `auditc` process
+# must not pay for when it only builds method configs.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "EXPORTED_SCORES_FILE",
+            "INSTANCES_DIR",
+            "config",
+            "input",
+            "input_dataset",
+            "input_uri",
+            "output_dir",
+            "parameter",
+            "read_exported_scores",
+            "score",
+        ],
+        "._api",
+    ),
+    **dict.fromkeys(["conclusion", "score_card", "table", "title_card"], "._display"),
+    **dict.fromkeys(
+        ["INSTANCE_SCHEMA", "check_score", "check_scores", "instances_table"], "._scores"
+    ),
+    **dict.fromkeys(["as_table", "describe_type"], "._tables"),
+}
+
+__all__ = sorted({*_config_all, *_LAZY})
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

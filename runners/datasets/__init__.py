@@ -8,7 +8,21 @@ Example:
     >>> ingest_dataset(IngestConfig.model_validate_json(text)).rows
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._config import IngestConfig, IngestResult
-from ._ingest import ingest_dataset
+
+if TYPE_CHECKING:
+    from ._ingest import ingest_dataset
 
 __all__ = ["IngestConfig", "IngestResult", "ingest_dataset"]
+
+
+def __getattr__(name: str) -> Any:
+    # The backend builds IngestConfigs in the `auditc` process; the readers (pyarrow
+    # compute, parquet, csv, json) load only where ingestion actually runs.
+    if name == "ingest_dataset":
+        from ._ingest import ingest_dataset
+
+        return ingest_dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,14 +11,16 @@ import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.dataset as pads
 import pyarrow.json as pajson
 
 from schemas import DatasetError
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
 
 __all__ = ["FileFormat", "read_batches", "sniff_format"]
 
@@ -205,6 +207,9 @@ def _read_arrow_file(path: Path, fmt: FileFormat, schema: pa.Schema) -> Iterator
 
 
 def _open_arrow_dataset(path: Path, fmt: FileFormat) -> pads.Dataset:
+    # Imported here: pyarrow.dataset pulls in pandas (~0.3 s), which JSONL and CSV never need.
+    import pyarrow.dataset as pads
+
     try:
         if fmt == "parquet":
             return pads.dataset(path, format="parquet")

@@ -8,7 +8,21 @@ Example:
     >>> run_method(MethodConfig.model_validate_json(open("cfg.json").read())).rows
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._config import MethodConfig, MethodInputRef, MethodResult
-from ._run import run_method
+
+if TYPE_CHECKING:
+    from ._run import run_method
 
 __all__ = ["MethodConfig", "MethodInputRef", "MethodResult", "run_method"]
+
+
+def __getattr__(name: str) -> Any:
+    # The backend builds MethodConfigs in the `auditc` process; the runner itself
+    # (pyarrow, papermill, nbconvert) loads only where a method actually runs.
+    if name == "run_method":
+        from ._run import run_method
+
+        return run_method
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

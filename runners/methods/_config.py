@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from runners.analysis import MethodInputRef
+# The config module only, not the analysis API (which loads pyarrow): the backend builds
+# MethodConfigs in the `auditc` process, where a run with nothing to do must stay fast.
+from runners.analysis._config import MethodInputRef
 from schemas import Method, ScoreValue
 
 __all__ = ["MethodConfig", "MethodInputRef", "MethodResult", "node_id_of"]

@@ -146,3 +146,28 @@ def test_display_helpers_render_self_contained_html(run_dir: Path) -> None:
     card = analysis.title_card("Audit", "summary", {"System": "filter"}).data
     assert "System" in card and "<script" not in card and "http" not in card
     assert "Hazard" in analysis.conclusion("bad", "hazard").data
+
+
+def test_lazy_public_names_match_the_modules() -> None:
+    """`runners.analysis` loads its heavy modules lazily; its name table must stay true."""
+    import importlib
+
+    import runners.analysis as analysis
+
+    for module in ("_api", "_display", "_scores", "_tables"):
+        names = importlib.import_module(f"runners.analysis.{module}").__all__
+        assert {n: analysis._LAZY[n] for n in names} == dict.fromkeys(names, f".{module}")
+        for name in names:
+            assert getattr(analysis, name) is getattr(
+                importlib.import_module(f"runners.analysis.{module}"), name
+            )
+    assert set(analysis.__all__) >= set(analysis._LAZY)
+
+
+def test_building_method_configs_does_not_load_pyarrow() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys; from runners.methods import MethodConfig; print('pyarrow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
