@@ -11,16 +11,13 @@ import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from schemas import DatasetError
-
-if TYPE_CHECKING:
-    import pyarrow.dataset as pads
 
 __all__ = ["FileFormat", "read_batches", "sniff_format"]
 
@@ -194,32 +191,37 @@ def _locate_csv_error(path: Path, schema: pa.Schema, exc: Exception) -> DatasetE
 
 
 def _read_arrow_file(path: Path, fmt: FileFormat, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    dataset = _open_arrow_dataset(path, fmt)
-    missing = [name for name in schema.names if name not in dataset.schema.names]
+    names, batches = _open_arrow_source(path, fmt)
+    missing = [name for name in schema.names if name not in names]
     if missing:
-        raise DatasetError(
-            f"{path}: no column {missing[0]!r} (it has: {', '.join(dataset.schema.names)})"
-        )
+        raise DatasetError(f"{path}: no column {missing[0]!r} (it has: {', '.join(names)})")
     row = 0
-    for batch in dataset.to_batches(columns=schema.names):
-        yield _cast_batch(path, batch, schema, row)
+    for batch in batches:
+        yield _cast_batch(path, batch.select(schema.names), schema, row)
         row += batch.num_rows
 
 
-def _open_arrow_dataset(path: Path, fmt: FileFormat) -> pads.Dataset:
-    # Imported here: pyarrow.dataset pulls in pandas (~0.3 s), which JSONL and CSV never need.
-    import pyarrow.dataset as pads
+def _open_arrow_source(path: Path, fmt: FileFormat) -> tuple[list[str], Iterator[pa.RecordBatch]]:
+    """The column names of a Parquet or Arrow IPC file and its record batches, streamed.
+
+    pyarrow.parquet and pyarrow.ipc rather than pyarrow.dataset: the latter imports
+    pandas (~0.3 s at start-up) and reads ahead.
+    """
+    import pyarrow.parquet as pq
 
     try:
         if fmt == "parquet":
-            return pads.dataset(path, format="parquet")
+            parquet = pq.ParquetFile(path)
+            return parquet.schema_arrow.names, parquet.iter_batches()
+        source = pa.memory_map(str(path))
         try:
-            return pads.dataset(path, format="ipc")
+            reader = pa.ipc.open_file(source)
         except _ARROW_ERRORS:
             # not the IPC file format: try the IPC stream format
-            with pa.OSFile(str(path)) as source:
-                table = pa.ipc.open_stream(source).read_all()
-            return pads.dataset(table)
+            stream = pa.ipc.open_stream(source)
+            return stream.schema.names, iter(stream)
+        batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+        return reader.schema.names, batches
     except (*_ARROW_ERRORS, OSError) as exc:
         raise DatasetError(f"{path}: cannot read as {fmt}: {exc}") from exc
 
