@@ -113,17 +113,38 @@ class NodeFiles:
     """The image whose code produced the node's outputs (for the manifest)."""
 
 
+_POSITIONS: tuple[dict[str, Node], dict[str, int]] | None = None
+
+
+def graph_position(graph: Graph) -> dict[str, int]:
+    """Node name → its index in the graph's (topological) order, computed once per graph.
+
+    Per-node lookups that keep graph order sort by this index instead of scanning the
+    whole graph, which would make the program quadratic in the number of nodes.
+    """
+    global _POSITIONS
+    if _POSITIONS is None or _POSITIONS[0] is not graph.nodes:
+        _POSITIONS = (graph.nodes, {name: i for i, name in enumerate(graph.nodes)})
+    return _POSITIONS[1]
+
+
+def in_graph_order(graph: Graph, names: Iterable[str]) -> list[Node]:
+    """The nodes named, in the graph's order."""
+    position = graph_position(graph)
+    return [graph[name] for name in sorted(set(names), key=position.__getitem__)]
+
+
 def _closure(graph: Graph, start: Iterable[str]) -> list[Node]:
     """The start nodes and every configuration node they need, not crossing workflows."""
-    seen: list[str] = []
+    seen: set[str] = set()
     todo = list(start)
     while todo:
-        name = todo.pop(0)
+        name = todo.pop()
         if name in seen:
             continue
-        seen.append(name)
+        seen.add(name)
         todo.extend(up for up in graph[name].upstream if not graph[up].is_workflow)
-    return [n for n in graph if n.name in seen]
+    return in_graph_order(graph, seen)
 
 
 def _fetch_items(graph: Graph, start: Iterable[str]) -> list[FetchItem]:
@@ -292,7 +313,7 @@ def _commit_json(
         "name": node.name,
         "id": node.id,
         "spec": node.resource.model_dump(mode="json"),
-        "upstream": {n.key: n.id for n in graph if n.name in upstream},
+        "upstream": {n.key: n.id for n in in_graph_order(graph, upstream)},
         "input_files": dict(node.files),
         "model_revision": graph.model_revision(node.name),
         "image": image,

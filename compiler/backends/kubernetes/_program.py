@@ -43,6 +43,7 @@ from ._configs import (
     NodeFiles,
     dataset_files,
     evaluation_files,
+    graph_position,
     method_files,
     session_files,
 )
@@ -85,7 +86,7 @@ class _Program:
     graph: Graph
     config: KubernetesConfig
     shared: list[pulumi.Resource] = field(default_factory=list)
-    """Namespace, ServiceAccount, claims: everything else waits for them."""
+    """ServiceAccount and claims (which wait for the Namespace): everything else waits for them."""
     done: dict[str, pulumi.Resource] = field(default_factory=dict)
     """Node name → the resource whose completion means its outputs are in the store."""
     names: set[tuple[str, str]] = field(default_factory=set)
@@ -134,7 +135,10 @@ class _Program:
         )
 
     def _opts(self, *deps: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(depends_on=[*self.shared, *deps], **kwargs)
+        # Every resource declared after the shared ones waits for them, so one that waits
+        # for another resource waits for them through it: Pulumi needs only direct
+        # dependencies, and shorter lists keep registration cheap.
+        return pulumi.ResourceOptions(depends_on=[*deps] or [*self.shared], **kwargs)
 
     def _shared(self) -> None:
         base = {"app.kubernetes.io/managed-by": "auditc", "app.kubernetes.io/part-of": "auditc"}
@@ -160,7 +164,8 @@ class _Program:
         created = [
             self._claim(pvc, pvc.size, base) for pvc in claims if pvc is not None and pvc.size
         ]
-        self.shared.extend([account, *created])
+        # The account and the claims wait for the namespace: waiting for them is enough.
+        self.shared = [account, *created]
 
     def _claim(self, pvc: PvcConfig, size: str, labels: dict[str, str]) -> pulumi.Resource:
         name = self._name("PersistentVolumeClaim", pvc.claim_name)
@@ -253,11 +258,28 @@ class _Program:
         )
 
     def _upstream_done(self, node: Node) -> list[pulumi.Resource]:
-        return [self.done[up] for up in self._workflow_upstream(node) if up in self.done]
+        """What the node's Job waits for: the done resource of each workflow it reads.
 
-    def _workflow_upstream(self, node: Node) -> list[str]:
-        ups = self.graph.upstream(node.name)
-        return [n.name for n in self.graph if n.name in ups and n.is_workflow]
+        Only the nearest ones, found through configuration nodes (a service, a model)
+        and through workflows without a resource of their own: a workflow's own
+        dependencies wait for theirs, so the rest is implied, and listing every
+        ancestor would make the lists grow with the depth of the graph.
+        """
+        found: dict[str, pulumi.Resource] = {}
+        seen: set[str] = set()
+        todo = list(node.upstream)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            up = self.graph[name]
+            if up.is_workflow and name in self.done:
+                found[name] = self.done[name]
+            else:
+                todo.extend(up.upstream)
+        position = graph_position(self.graph)
+        return [found[name] for name in sorted(found, key=position.__getitem__)]
 
     def _export(self, node: Node, files: NodeFiles, job: batch.Job) -> None:
         self.nodes[node.key] = {
