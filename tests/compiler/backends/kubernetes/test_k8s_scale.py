@@ -152,3 +152,25 @@ def test_in_graph_order(graph: Graph) -> None:
     names = [n.name for n in graph]
     assert [n.name for n in in_graph_order(graph, reversed(names))] == names
     assert [n.name for n in in_graph_order(graph, {names[2], names[0]})] == [names[0], names[2]]
+
+
+def test_validation_in_two_processes_reports_every_problem_in_order(
+    rendering: Rendering, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compiler.backends.kubernetes import _render
+
+    monkeypatch.setattr(_render, "_PARALLEL_MIN", 2)
+    validate_manifests(rendering)
+    resources = list(rendering.resources)
+    first, last = 1, len(resources) - 1  # one in each half
+    for index in (first, last):
+        old = resources[index]
+        manifest = copy.deepcopy(old.manifest)
+        manifest["metadata"]["bogus"] = True
+        resources[index] = RenderedResource(old.type, old.urn, manifest, old.dependencies)
+    with pytest.raises(BackendError) as info:
+        validate_manifests(Rendering(resources, rendering.outputs))
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith("2 manifest(s) do not validate")
+    assert [line.split("-")[0] for line in lines[1:]] == [f"{first + 1:02d}", f"{last + 1:02d}"]
+    assert all("metadata: Additional properties are not allowed" in line for line in lines[1:])
