@@ -19,10 +19,8 @@ import atexit
 import concurrent.futures
 import contextlib
 import gc
-import multiprocessing
-import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -463,7 +461,7 @@ def validate_manifests(rendering: Rendering, version: str = KUBERNETES_VERSION) 
         (f"{i:0{width}d}-{r.file_stem}.yaml", r.manifest)
         for i, r in enumerate(rendering.resources, start=1)
     ]
-    problems = _problems_in_parallel(schemas, named)
+    problems = _problems(schemas, named)
     if problems:
         raise BackendError(
             f"{len(problems)} manifest(s) do not validate against Kubernetes {version}:\n"
@@ -471,58 +469,9 @@ def validate_manifests(rendering: Rendering, version: str = KUBERNETES_VERSION) 
         )
 
 
-_PARALLEL_MIN = 400
-"""Below this many manifests, validating in one process beats forking a second."""
-
-
 def _problems(schemas: _StrictSchemas, named: list[tuple[str, dict[str, Any]]]) -> list[str]:
     with _gc_paused():
         return [f"{name}: {p}" for name, manifest in named for p in schemas.problems(manifest)]
-
-
-def _problems_in_parallel(
-    schemas: _StrictSchemas, named: list[tuple[str, dict[str, Any]]]
-) -> list[str]:
-    """Every problem, in file order: half the manifests checked in a forked child.
-
-    Validation is pure-Python CPU work, so a second core halves it. Without `fork`
-    (not Linux), a second CPU, or enough manifests, or if the child fails, it all runs here.
-    """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    methods = multiprocessing.get_all_start_methods()
-    if len(named) < _PARALLEL_MIN or (cpus or 1) < 2 or "fork" not in methods:
-        return _problems(schemas, named)
-    schemas.prepare(manifest for _, manifest in named)  # the child inherits the validators
-    half = len(named) // 2
-    context = multiprocessing.get_context("fork")
-    reader, writer = context.Pipe(duplex=False)
-    child = context.Process(target=_send_problems, args=(schemas, named[half:], writer))
-    child.daemon = True
-    try:
-        child.start()
-    except OSError:
-        return _problems(schemas, named)
-    finally:
-        writer.close()
-    mine = _problems(schemas, named[:half])
-    theirs: list[str] | None = None
-    try:
-        theirs = reader.recv()
-    except (EOFError, OSError):
-        pass
-    finally:
-        reader.close()
-        child.join()
-    if theirs is None or child.exitcode != 0:
-        theirs = _problems(schemas, named[half:])
-    return mine + theirs
-
-
-def _send_problems(
-    schemas: _StrictSchemas, named: list[tuple[str, dict[str, Any]]], writer: Any
-) -> None:
-    with writer:
-        writer.send(_problems(schemas, named))
 
 
 class _StrictSchemas:
@@ -540,13 +489,6 @@ class _StrictSchemas:
         self.directory = f"kubernetes-json-schema/v{found}-local-strict"
         self._registry: Any = None
         self._validators: dict[tuple[str, str], Any] = {}
-
-    def prepare(self, manifests: Iterable[dict[str, Any]]) -> None:
-        """Build the validators these manifests need now (kinds without a schema are skipped)."""
-        for key in {(str(m.get("apiVersion")), str(m.get("kind"))) for m in manifests}:
-            if key not in self._validators:
-                with contextlib.suppress(self._utils.SchemaNotFoundError):
-                    self._validator(*key)
 
     def problems(self, manifest: dict[str, Any]) -> list[str]:
         """`path: message` of the manifest's first schema violation (none if valid)."""

@@ -154,12 +154,7 @@ def test_in_graph_order(graph: Graph) -> None:
     assert [n.name for n in in_graph_order(graph, {names[2], names[0]})] == [names[0], names[2]]
 
 
-def test_validation_in_two_processes_reports_every_problem_in_order(
-    rendering: Rendering, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from compiler.backends.kubernetes import _render
-
-    monkeypatch.setattr(_render, "_PARALLEL_MIN", 2)
+def test_validation_reports_every_problem_in_file_order(rendering: Rendering) -> None:
     validate_manifests(rendering)
     resources = list(rendering.resources)
     first, last = 1, len(resources) - 1  # one in each half
