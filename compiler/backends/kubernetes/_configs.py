@@ -220,29 +220,10 @@ def server_plan(
 
 
 def _server_json(graph: Graph, node: Node, host: str) -> str:
-    from runners.inference import ServerConfig
+    from .._servers import server_config
 
-    service = node.resource
-    assert isinstance(service, InferenceService)
-    model: Model | None = None
-    model_dir: str | None = None
-    python_paths: list[str] = []
-    if service.spec.model is not None:
-        model_node = graph[service.spec.model]
-        assert isinstance(model_node.resource, Model)
-        model = model_node.resource
-        if model.spec.path is not None:
-            model_dir = _pod_path(model_node, model.spec.path)
-        if model.spec.python is not None and model.spec.python.module is not None:
-            python_paths = _module_dirs(graph, [model.spec.python.module])
-    return ServerConfig(
-        service=service,
-        model=model,
-        model_dir=model_dir,
-        python_paths=python_paths,
-        host=host,
-        port=SERVER_PORT,
-    ).model_dump_json(indent=2)
+    config = server_config(graph, node.name, locate=_pod_path, host=host, port=SERVER_PORT)
+    return config.model_dump_json(indent=2)
 
 
 def _vllm_plan(graph: Graph, node: Node, config: KubernetesConfig, host: str) -> ServerPlan:

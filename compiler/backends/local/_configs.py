@@ -12,7 +12,7 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from schemas import Dataset, Evaluation, InferenceService, Method, Model, Module, Store
+from schemas import Dataset, Evaluation, InferenceService, Method, Module, Store
 
 if TYPE_CHECKING:
     from runners.datasets import IngestConfig
@@ -72,29 +72,12 @@ def ingest_config(graph: Graph, node: Node, store: Store) -> IngestConfig:
 
 def server_config(graph: Graph, service_name: str, port: int) -> ServerConfig:
     """The config of `python -m runners.inference` for one replica of a service."""
-    from runners.inference import ServerConfig
+    from .._servers import server_config as build
 
-    service = graph[service_name].resource
-    assert isinstance(service, InferenceService)
-    model: Model | None = None
-    model_dir: str | None = None
-    python_paths: list[str] = []
-    if service.spec.model is not None:
-        model_node = graph[service.spec.model]
-        assert isinstance(model_node.resource, Model)
-        model = model_node.resource
-        if model.spec.path is not None:
-            model_dir = str(absolute_path(graph, model_node, model.spec.path))
-        if model.spec.python is not None and model.spec.python.module is not None:
-            python_paths = module_dirs(graph, [model.spec.python.module])
-    return ServerConfig(
-        service=service,
-        model=model,
-        model_dir=model_dir,
-        python_paths=python_paths,
-        host="127.0.0.1",
-        port=port,
-    )
+    def locate(node: Node, value: str) -> str:
+        return str(absolute_path(graph, node, value))
+
+    return build(graph, service_name, locate=locate, host="127.0.0.1", port=port)
 
 
 def evaluation_config(
