@@ -22,6 +22,7 @@ __all__ = [
     "EXIT_OK",
     "Settings",
     "paths_argument",
+    "review_format_option",
     "run_cli",
 ]
 
@@ -84,6 +85,18 @@ _Command = TypeVar("_Command", bound=Callable[..., Any])
 def paths_argument() -> Callable[[_Command], _Command]:
     """The PATHS argument shared by commands that read specs."""
     return click.argument("paths", nargs=-1, type=click.Path())
+
+
+def review_format_option() -> Callable[[_Command], _Command]:
+    """`--format text|json|markdown`, shared by the commands whose output goes into reviews."""
+    return click.option(
+        "--format",
+        "format_",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help="text for terminals, json for tools, markdown for a pull-request comment.",
+    )
 
 
 def run_cli(group: click.Group, argv: list[str]) -> Any:

@@ -10,7 +10,7 @@ import click
 from compiler.report import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 from schemas import UsageError
 
-from ._common import EXIT_CODES_HELP, Settings
+from ._common import EXIT_CODES_HELP, Settings, review_format_option
 
 if TYPE_CHECKING:
     from compiler.report import DiffSide
@@ -30,14 +30,7 @@ if TYPE_CHECKING:
     envvar=["AUDITC_DIFF_STORE", "AUDITC_STORE"],
     help="Store holding the runs of git refs [default: <project>/.auditc]; not used for store URIs.",
 )
-@click.option(
-    "--format",
-    "format_",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="text for terminals, json for tools, markdown for a pull-request comment.",
-)
+@review_format_option()
 @click.option(
     "--resamples",
     type=click.IntRange(min=100),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import EXIT_CODES_HELP, Settings, paths_argument
+from ._common import EXIT_CODES_HELP, Settings, paths_argument, review_format_option
 
 
 @click.command(
@@ -24,14 +24,7 @@ from ._common import EXIT_CODES_HELP, Settings, paths_argument
     default=None,
     help="Store to compare with (default: <project>/.auditc); a directory or s3://… URI.",
 )
-@click.option(
-    "--format",
-    "format_",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="text for terminals, json for tools, markdown for a pull-request comment.",
-)
+@review_format_option()
 @click.pass_obj
 def command(
     settings: Settings,
