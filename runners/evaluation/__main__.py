@@ -1,7 +1,8 @@
 """`python -m runners.evaluation CONFIG.json [--shard i/n] [--result FILE]`.
 
 Exit codes (docs/contracts.md): 0 complete, 1 the evaluation failed (its message on
-stderr), 2 invalid config or arguments, 3 a bug.
+stderr), 2 invalid config or arguments, 3 a bug, 4 the service was not ready within
+`timeouts.ready` (only with `ready_url` in the config).
 """
 
 from __future__ import annotations

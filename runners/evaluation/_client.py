@@ -46,6 +46,7 @@ from ._io import (
     shard_batches,
 )
 from ._progress import Reporter, make_reporter
+from ._ready import wait_for_service
 
 __all__ = ["read_api_key", "run_evaluation", "run_evaluation_async"]
 
@@ -411,6 +412,11 @@ class _Client:
         self.write_lock = asyncio.Lock()
         self.last_flush = start
         dataset, output, committed, shard_rows = await asyncio.to_thread(self._prepare_store)
+        if self.config.ready_url is not None:
+            # After the store checks, so a missing dataset fails before a long model load.
+            await asyncio.to_thread(
+                wait_for_service, self.config.ready_url, self.spec.timeouts.ready
+            )
         self.writer = PartWriter(output, self.schema, self.config.shard_index, committed.next_seq)
         total = max(shard_rows * self.spec.replications - committed.rows, 0)
         if committed.rows:

@@ -38,6 +38,10 @@ class EvaluationConfig(BaseModel):
     """The service's base URL; `service.spec.interface.endpoint` is appended."""
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """Environment variable holding an API key, sent as `Authorization: Bearer`."""
+    ready_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    """If set, poll this health URL until HTTP 200 before sending, for at most
+    `evaluation.spec.timeouts.ready` seconds, and fail with exit code 4 after that
+    (`runners.evaluation._ready`). None: the caller made sure the service is up."""
     dataset_uri: str
     """Node URI of the stored Dataset (its `part-*.parquet` hold `_index_`)."""
     output_uri: str

@@ -347,6 +347,11 @@ def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> Node
         service=service,
         base_url=runner.url if runner.kind == "external" else f"http://127.0.0.1:{server.port}",  # type: ignore[union-attr]
         api_key_env=runner.api_key_env if runner.kind == "external" else None,
+        # The client waits for its sidecar itself (exit 4 after timeouts.ready): a sidecar
+        # is restarted whatever the pod's restartPolicy, so only the client can fail the shard.
+        ready_url=(
+            f"http://127.0.0.1:{server.port}{server.health_path}" if server is not None else None
+        ),
         dataset_uri=dataset_uri,
         output_uri=uri,
         shard_index=0,

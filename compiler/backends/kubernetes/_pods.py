@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from pulumi_kubernetes.core import v1 as core
 
@@ -37,6 +38,9 @@ __all__ = [
 RUN_AS_USER = 10001
 """The runner image's user (runners/images/Dockerfile); other images run as it too."""
 PROBE_PERIOD_S = 5
+LIVENESS_PERIOD_S = 10
+LIVENESS_FAILURES = 6
+"""A server that does not answer for a minute once it was given time to load is restarted."""
 _WRITABLE_ENV = {
     # Read-only root filesystem: every tool that writes under $HOME writes to /tmp.
     "HOME": "/tmp",
@@ -230,13 +234,32 @@ def placement(
     return selector or None, tolerations or None
 
 
-def _probe(plan: ServerPlan, period: int, failures: int) -> core.ProbeArgs:
+def _probe(plan: ServerPlan, period: int, failures: int, initial_delay: int = 0) -> core.ProbeArgs:
+    # No host: the kubelet sends the request to the pod IP, so servers listen on 0.0.0.0.
     return core.ProbeArgs(
         http_get=core.HTTPGetActionArgs(path=plan.health_path, port="http"),
+        initial_delay_seconds=initial_delay or None,
         period_seconds=period,
         timeout_seconds=min(period, 5),
         failure_threshold=failures,
     )
+
+
+def _server_probes(plan: ServerPlan, *, sidecar: bool, ready_timeout_s: float) -> dict[str, Any]:
+    """startup/readiness/liveness probes of a server (see `server_container`)."""
+    ready_s = max(1, math.ceil(ready_timeout_s))
+    readiness = _probe(plan, PROBE_PERIOD_S, 3)
+    if sidecar:
+        return {
+            "startup_probe": None,
+            "readiness_probe": readiness,
+            "liveness_probe": _probe(plan, LIVENESS_PERIOD_S, LIVENESS_FAILURES, ready_s),
+        }
+    return {
+        "startup_probe": _probe(plan, PROBE_PERIOD_S, math.ceil(ready_s / PROBE_PERIOD_S)),
+        "readiness_probe": readiness,
+        "liveness_probe": _probe(plan, LIVENESS_PERIOD_S, LIVENESS_FAILURES),
+    }
 
 
 def server_container(
@@ -249,8 +272,13 @@ def server_container(
 ) -> core.ContainerArgs:
     """The inference server: a native sidecar of an evaluation pod, or a session's container.
 
-    The startup probe gives the model `ready_timeout_s` to load; only then do the
-    readiness and liveness probes (and, for a sidecar, the evaluation client) start.
+    A session's server has a startup probe that gives the model `ready_timeout_s` to
+    load before liveness checks begin. A sidecar has none: the kubelet would not start
+    the evaluation client until it passed, and would restart the sidecar for ever when
+    it fails, so a server that never loads could never fail the pod. Instead the
+    client waits for the server itself and exits with code 4 after `ready_timeout_s`
+    (`runners.evaluation`), and the sidecar's liveness probe starts only then, so a
+    slowly loading model (vLLM can take many minutes) is never killed while it loads.
     """
     resources = service.spec.resources
     env = {**_WRITABLE_ENV, "HF_HOME": config.model_cache.mount_path, **plan.env}
@@ -270,11 +298,7 @@ def server_container(
         args=plan.args or None,
         env=[*_env(env), *(hf_token_env(config) if plan.wants_hf_token else [])],
         ports=[core.ContainerPortArgs(name="http", container_port=plan.port, protocol="TCP")],
-        startup_probe=_probe(
-            plan, PROBE_PERIOD_S, max(1, math.ceil(ready_timeout_s / PROBE_PERIOD_S))
-        ),
-        readiness_probe=_probe(plan, PROBE_PERIOD_S, 3),
-        liveness_probe=_probe(plan, 10, 6),
+        **_server_probes(plan, sidecar=sidecar, ready_timeout_s=ready_timeout_s),
         resources=_resources(
             ContainerResources(cpu=resources.cpu, memory=resources.memory), gpu_limits(service)
         ),

@@ -34,6 +34,7 @@ from pulumi_kubernetes.core import v1 as core
 from pulumi_kubernetes.meta import v1 as meta
 from pulumi_kubernetes.networking import v1 as networking
 
+from runners.evaluation import EXIT_NOT_READY
 from schemas import BackendError, Dataset, Evaluation, InferenceService, InferenceSession, Method
 
 from . import _pods as pods
@@ -52,13 +53,16 @@ from ._names import is_dns_label, node_labels, object_name, service_name
 if TYPE_CHECKING:
     from ..._resolve import Graph, Node
 
-__all__ = ["CONFIG_EXIT_CODE", "SERVICE_ACCOUNT", "deploy"]
+__all__ = ["CONFIG_EXIT_CODE", "NOT_READY_EXIT_CODE", "SERVICE_ACCOUNT", "deploy"]
 
 logger = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT = "auditc-runner"
 CONFIG_EXIT_CODE = 2
 """Runner exit code for an invalid config or input: the Job fails at once, no retries."""
+NOT_READY_EXIT_CODE = EXIT_NOT_READY
+"""The evaluation client's exit code when its server was not ready in time: the shard fails."""
+CLIENT_CONTAINER = "client"
 COMMIT_DEADLINE_S = 1800
 _ANNOTATION_CONFIG = "auditc.io/config-hash"
 
@@ -242,7 +246,7 @@ class _Program:
             backoff_limit=None if shards else jobs.backoff_limit,
             backoff_limit_per_index=jobs.backoff_limit_per_index if shards else None,
             max_failed_indexes=jobs.max_failed_indexes if shards else None,
-            pod_failure_policy=_pod_failure_policy(),
+            pod_failure_policy=_pod_failure_policy(indexed=bool(shards)),
             active_deadline_seconds=deadline_s,
             ttl_seconds_after_finished=jobs.ttl_seconds_after_finished,
             template=template,
@@ -372,7 +376,7 @@ class _Program:
                 )
             )
         return pods.step_container(
-            "client",
+            CLIENT_CONTAINER,
             [
                 "runners.evaluation",
                 f"{CONFIG_DIR}/step.json",
@@ -505,27 +509,46 @@ class _Program:
         )
 
 
-def _pod_failure_policy() -> batch.PodFailurePolicyArgs:
-    return batch.PodFailurePolicyArgs(
-        rules=[
-            # An invalid config or input never gets better on retry.
+def _pod_failure_policy(*, indexed: bool) -> batch.PodFailurePolicyArgs:
+    """What a failed pod does to its Job (rules apply in order, first match wins).
+
+    - exit 2 in any container (an invalid config, or an input missing from the store or
+      not matching its hash) fails the Job at once: no retry can fix it;
+    - in an evaluation, exit 4 of the client (its server was not ready within
+      `timeouts.ready`) fails that shard at once: the kubelet already restarted the
+      server for the whole ready window, and another try would hold a GPU as long
+      again; the other shards go on, and the Job fails when they are done;
+    - preemption, eviction or a drained node (`DisruptionTarget`) is not counted;
+    - any other failure counts against `backoffLimit` / `backoffLimitPerIndex`.
+    """
+    rules = [
+        batch.PodFailurePolicyRuleArgs(
+            action="FailJob",
+            on_exit_codes=batch.PodFailurePolicyOnExitCodesRequirementArgs(
+                operator="In", values=[CONFIG_EXIT_CODE]
+            ),
+        )
+    ]
+    if indexed:  # FailIndex needs backoffLimitPerIndex, which only evaluations set
+        rules.append(
             batch.PodFailurePolicyRuleArgs(
-                action="FailJob",
+                action="FailIndex",
                 on_exit_codes=batch.PodFailurePolicyOnExitCodesRequirementArgs(
-                    operator="In", values=[CONFIG_EXIT_CODE]
+                    container_name=CLIENT_CONTAINER, operator="In", values=[NOT_READY_EXIT_CODE]
                 ),
-            ),
-            # Preemption, eviction or a drained node is not the workload's fault.
-            batch.PodFailurePolicyRuleArgs(
-                action="Ignore",
-                on_pod_conditions=[
-                    batch.PodFailurePolicyOnPodConditionsPatternArgs(
-                        type="DisruptionTarget", status="True"
-                    )
-                ],
-            ),
-        ]
+            )
+        )
+    rules.append(
+        batch.PodFailurePolicyRuleArgs(
+            action="Ignore",
+            on_pod_conditions=[
+                batch.PodFailurePolicyOnPodConditionsPatternArgs(
+                    type="DisruptionTarget", status="True"
+                )
+            ],
+        )
     )
+    return batch.PodFailurePolicyArgs(rules=rules)
 
 
 def _digest(data: dict[str, str]) -> str:

@@ -22,9 +22,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ThreadServer:
     """An aiohttp server on 127.0.0.1 (a free port), running in its own thread and loop."""
 
-    def __init__(self, handler: Handler, path: str = "/predict") -> None:
+    def __init__(
+        self, handler: Handler, path: str = "/predict", get: dict[str, Handler] | None = None
+    ) -> None:
         self.handler = handler
         self.path = path
+        self.get = get or {}
         self.requests = 0
         self.seen: Counter[Any] = Counter()
         self._started = threading.Event()
@@ -41,6 +44,8 @@ class ThreadServer:
         self._loop = loop
         app = web.Application()
         app.router.add_post(self.path, self._count)
+        for route, get_handler in self.get.items():
+            app.router.add_get(route, get_handler)
         runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)

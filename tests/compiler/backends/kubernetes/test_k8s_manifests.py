@@ -131,11 +131,15 @@ def test_evaluation_pod_runs_the_server_as_a_native_sidecar(jobs: dict[str, Any]
     revision = "0123456789abcdef0123456789abcdef01234567"
     assert server["args"][:3] == ["acme/tiny-llm", "--revision", revision]
     assert "--max-model-len" in server["args"]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("readinessProbe", "livenessProbe"):
         assert server[probe]["httpGet"] == {"path": "/health", "port": "http"}
-    # The startup probe allows the spec's ready timeout (1200 s) for the model to load.
-    startup = server["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] == 1200
+    # No startup probe: the kubelet would hold the client back until it passed and
+    # restart the sidecar for ever when it fails. The client waits for the server itself
+    # (step.json's ready_url, up to the spec's ready timeout of 1200 s); liveness checks
+    # start only once that time is up, so a slowly loading model is never killed.
+    assert "startupProbe" not in server
+    assert server["livenessProbe"]["initialDelaySeconds"] == 1200
+    assert "initialDelaySeconds" not in server["readinessProbe"]
     assert server["ports"] == [{"containerPort": 8000, "name": "http", "protocol": "TCP"}]
     mounts = {m["name"]: m["mountPath"] for m in server["volumeMounts"]}
     assert mounts["shm"] == "/dev/shm" and mounts["model-cache"] == "/model-cache"
@@ -164,13 +168,20 @@ def test_indexed_job_settings(jobs: dict[str, Any]) -> None:
     assert spec["activeDeadlineSeconds"] == 3600 + 1200 + 900
     assert spec["ttlSecondsAfterFinished"] == 7 * 24 * 3600
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
-    assert spec["podFailurePolicy"]["rules"] == [
-        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2]}},
-        {"action": "Ignore", "onPodConditions": [{"status": "True", "type": "DisruptionTarget"}]},
-    ]
+    disruption = {
+        "action": "Ignore",
+        "onPodConditions": [{"status": "True", "type": "DisruptionTarget"}],
+    }
+    invalid = {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2]}}
+    not_ready = {
+        "action": "FailIndex",
+        "onExitCodes": {"containerName": "client", "operator": "In", "values": [4]},
+    }
+    assert spec["podFailurePolicy"]["rules"] == [invalid, not_ready, disruption]
     method = jobs["mean-score"]["spec"]
     assert method["completionMode"] == "NonIndexed" and method["completions"] == 1
     assert method["backoffLimit"] == 2 and method["activeDeadlineSeconds"] == 1800 + 900
+    assert method["podFailurePolicy"]["rules"] == [invalid, disruption]
 
 
 def test_runner_flavours(jobs: dict[str, Any], rendering: Rendering) -> None:
@@ -197,6 +208,7 @@ def test_config_maps_carry_the_runner_configs(rendering: Rendering, graph: Graph
     data = rendering.find("ConfigMap", f"phrases-length-{evaluation.id[:10]}").manifest["data"]
     step = EvaluationConfig.model_validate_json(data["step.json"])
     assert step.base_url == "http://127.0.0.1:8000" and step.shard_count == 2
+    assert step.ready_url == "http://127.0.0.1:8000/health"
     assert step.output_uri == (
         f"s3://audit-results/ci/evaluation/phrases-length/{evaluation.id}"
         "?endpoint_override=minio.storage:9000&scheme=http"
@@ -309,6 +321,10 @@ def test_session_is_a_deployment_behind_a_service_only_evaluations_reach(
     server = deployment["spec"]["template"]["spec"]["containers"][0]
     assert server["args"][server["args"].index("--host") + 1] == "0.0.0.0"
     assert "restartPolicy" not in server
+    # Not a sidecar: the startup probe gives the model 600 s before liveness checks begin.
+    startup = server["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 600
+    assert "initialDelaySeconds" not in server["livenessProbe"]
     service = rendering.find("Service", name).manifest
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]

@@ -165,8 +165,13 @@ def _run_shard(pod: Pod, shard: int) -> None:
         wait_ready(f"http://127.0.0.1:{port}", 60, process, log=log)
         step = EvaluationConfig.model_validate_json(pod.json("step.json"))
         assert step.base_url == "http://127.0.0.1:8000"
+        assert step.ready_url == "http://127.0.0.1:8000/health"
         config = step.model_copy(
-            update={"base_url": f"http://127.0.0.1:{port}", "shard_index": shard}
+            update={
+                "base_url": f"http://127.0.0.1:{port}",
+                "ready_url": f"http://127.0.0.1:{port}/health",
+                "shard_index": shard,
+            }
         )
         result = run_evaluation(config)
         assert result.status == "complete" and result.errors == 0

@@ -1,0 +1,120 @@
+"""Wait until the service an evaluation sends to is ready, or fail the shard with exit code 4.
+
+In a Kubernetes evaluation pod the inference server is a native sidecar, which the
+kubelet restarts whatever the pod's `restartPolicy`: a server that never loads (a bad
+model revision, an OOM while loading, a CUDA error) would otherwise hold the pod and
+its GPU until the Job's deadline. So the client waits for the server itself, bounded
+by the Evaluation's `timeouts.ready`, and exits with `EXIT_NOT_READY` when the time
+is up; the Job's `podFailurePolicy` fails that shard at once (docs/kubernetes.md).
+
+The wait is a plain poll of one health URL (stdlib only, nothing to import on the
+client's start-up path): any HTTP 200 means ready; anything else (a refused
+connection, a timeout, HTTP 503 while the model loads) is retried until the deadline.
+
+Example:
+    >>> wait_for_service("http://127.0.0.1:8000/health", timeout_s=600)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from schemas import EvaluationError
+
+__all__ = [
+    "EXIT_NOT_READY",
+    "ServiceNotReadyError",
+    "wait_for_service",
+]
+
+logger = logging.getLogger("runners.evaluation")
+
+EXIT_NOT_READY = 4
+"""Exit code of `python -m runners.evaluation` when its service is not ready in time."""
+POLL_INITIAL_S = 0.05
+POLL_MAX_S = 1.0
+"""Polls start fast (a local server is up in well under a second) and slow down to this."""
+PROBE_TIMEOUT_S = 5.0
+"""Longest one poll may take; a server that answers slower than this is not ready."""
+LOG_EVERY_S = 15.0
+"""How often a long wait says it is still waiting."""
+
+
+class ServiceNotReadyError(EvaluationError):
+    """The service did not answer its health URL with HTTP 200 within `timeouts.ready`."""
+
+    code = "service-not-ready"
+    exit_code = EXIT_NOT_READY
+
+
+def _probe(url: str, timeout_s: float) -> str | None:
+    """None when `url` answers 200, else what went wrong (for the log and the error)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (http(s) only, checked by the caller)
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return f"HTTP {exc.code}"
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        return f"{type(reason).__name__}: {reason}" if isinstance(reason, OSError) else str(reason)
+    except (OSError, ValueError) as exc:  # timeouts, resets, a malformed answer
+        return f"{type(exc).__name__}: {exc}"
+    return None if status == 200 else f"HTTP {status}"
+
+
+def wait_for_service(
+    url: str,
+    timeout_s: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Poll `url` with GET until it answers HTTP 200; returns the seconds waited.
+
+    Args:
+        url: the service's health URL (`http://127.0.0.1:8000/health`).
+        timeout_s: how long to wait in all (the Evaluation's `timeouts.ready`).
+        clock: monotonic clock (tests pass their own).
+        sleep: how to pause between polls (tests pass their own).
+
+    Raises:
+        ServiceNotReadyError: not ready within `timeout_s`; the message names the URL,
+            the time waited and the last error seen (exit code `EXIT_NOT_READY`).
+    """
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    start = clock()
+    deadline = start + timeout_s
+    delay = POLL_INITIAL_S
+    next_log = start + LOG_EVERY_S
+    while True:
+        now = clock()
+        last = _probe(url, max(0.1, min(PROBE_TIMEOUT_S, deadline - now)))
+        now = clock()
+        if last is None:
+            waited = now - start
+            if waited >= 1.0:
+                logger.info("service ready at %s after %.1f s", url, waited)
+            return waited
+        if now >= deadline:
+            raise ServiceNotReadyError(
+                f"the service at {url} was not ready after {timeout_s:g} s "
+                f"(timeouts.ready; last error: {last}); giving up so that the shard fails "
+                f"now instead of holding its resources"
+            )
+        if now >= next_log:
+            logger.info(
+                "waiting for the service at %s: %.0f of %g s (last error: %s)",
+                url,
+                now - start,
+                timeout_s,
+                last,
+            )
+            next_log = now + LOG_EVERY_S
+        sleep(min(delay, max(deadline - now, 0.0)))
+        delay = min(delay * 2, POLL_MAX_S)
