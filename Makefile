@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
-ALL_EXTRAS := tutorial,huggingface,kubernetes,s3,dev
+ALL_EXTRAS := all,tutorial,dev
 
 .PHONY: tutorial test lint system-deps bench clean-store readme help
 

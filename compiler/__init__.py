@@ -5,6 +5,7 @@ Example:
     >>> graph = resolve_graph(load_project(Path("."), [Path("audits/tutorial")]))
 """
 
+from ._extras import graph_extras, require_graph_extras
 from ._git import GitError, load_baseline, load_project_at
 from ._graph_render import GRAPH_SCHEMA_VERSION, render_graph
 from ._plan import PLAN_SCHEMA_VERSION, Baseline, BaselineNode, Plan, PlanEntry, plan, render_plan
@@ -44,6 +45,7 @@ __all__ = [
     "Project",
     "Reference",
     "SourceLocation",
+    "graph_extras",
     "hash_path",
     "tree_hashes",
     "load_baseline",
@@ -55,6 +57,7 @@ __all__ = [
     "render_graph",
     "render_plan",
     "render_schema",
+    "require_graph_extras",
     "resolve_graph",
     "spec_json_schema",
     "spec_reference_markdown",

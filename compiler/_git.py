@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from schemas import Issue, SpecError, UsageError
+from schemas import Issue, SpecError, UsageError, local_manifests
 
 from ._plan import Baseline
 from ._project import Project
@@ -57,10 +57,15 @@ def load_baseline(
         graph = resolve_graph(load_project_at(root, against, paths))
         return Baseline.from_graph(graph, f"git {against}")
     uri = store if store is not None else str(root / ".auditc")
-    if "://" not in uri and not Path(uri).expanduser().is_dir():
-        return Baseline.empty(f"store {uri} (empty)")
-    from schemas import Store
+    if "://" not in uri:
+        local = Path(uri).expanduser()
+        if not local.is_dir():
+            return Baseline.empty(f"store {uri} (empty)")
+        # Read without pyarrow: the core install plans against a local store too.
+        return Baseline.from_manifests(local_manifests(local), f"store {uri}")
+    from schemas import Store, require_extra
 
+    require_extra("s3", f"planning against the store {uri}")
     opened = Store.open(uri, create=False)
     return Baseline.from_manifests(opened.manifests(), f"store {uri}")
 

@@ -13,8 +13,8 @@ InternalError               a bug: shown with a traceback and "please report"
 ```
 
 Only the CLI (and each runner's ``__main__``) catches these; everywhere else they
-propagate. Exit codes: 2 for `SpecError`/`UsageError`, 1 for every other
-`AuditcError`, 3 for anything else (a bug).
+propagate. Exit codes: 2 for `SpecError`, `UsageError` and `MissingDependencyError` (an
+extra to install), 1 for every other `AuditcError`, 3 for anything else (a bug).
 """
 
 from __future__ import annotations
@@ -167,6 +167,7 @@ class MissingDependencyError(AuditcError):
     """An optional package or program is missing; the message says what to install."""
 
     code = "missing-dependency"
+    exit_code = 2
 
 
 class RunnerError(AuditcError):

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pyarrow.dataset as pads
     import pyarrow.fs as pafs
 
-__all__ = ["Store"]
+__all__ = ["Store", "local_manifests"]
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,16 @@ class Store:
         if not files:
             raise StoreError(f"{self.uri_of(node_path)} holds no data parts")
         return pads.dataset(files, filesystem=self.fs, format="parquet", **kwargs)
+
+
+def local_manifests(root: Path) -> Iterator[Manifest]:
+    """Every manifest of a local store, as `Store.manifests` reads them, without pyarrow.
+
+    The core install (no extras) plans against a local store with it.
+    """
+    for path in sorted(root.glob(f"*/*/*/{MANIFEST_FILE}")):
+        if path.is_file():
+            yield Manifest.parse(path.read_bytes(), str(path))
 
 
 def _is_part(relative: str) -> bool:

@@ -8,11 +8,11 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from schemas import AuditcError
+from schemas import AuditcError, extra_for_module, missing_extra_error
 
 __all__ = [
     "EXIT_CODES_HELP",
@@ -36,7 +36,7 @@ EXIT_INTERNAL = 3
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 a run, gate or store operation failed; "
-    "2 invalid specs or usage; 3 internal error (a bug: please report it)."
+    "2 invalid specs or usage, or a missing extra; 3 internal error (a bug: please report it)."
 )
 
 DEFAULT_SPEC_DIR = "audits"
@@ -122,10 +122,33 @@ def run_cli(group: click.Group, argv: list[str]) -> Any:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(EXIT_OK)
-    except Exception:
-        traceback.print_exc()
-        click.echo(
-            "internal error: this is a bug in auditc; please report it with the traceback above.",
-            err=True,
+    except ModuleNotFoundError as exc:
+        # An optional package that an extra installs: say which extra, as a usage error.
+        extra = extra_for_module(exc.name or "")
+        if extra is None:
+            _internal_error()
+        if debug:
+            traceback.print_exc()
+        missing = missing_extra_error(
+            extra, _command_name(group, argv), [(exc.name or "").split(".")[0]]
         )
-        sys.exit(EXIT_INTERNAL)
+        click.echo(f"error: {missing}", err=True)
+        sys.exit(missing.exit_code)
+    except Exception:
+        _internal_error()
+
+
+def _command_name(group: click.Group, argv: list[str]) -> str:
+    """`auditc <command>` for the command in `argv`, for messages."""
+    names = set(group.list_commands(click.Context(group)))
+    return "auditc " + next((arg for arg in argv if arg in names), "").strip()
+
+
+def _internal_error() -> NoReturn:
+    """Print the traceback of the exception being handled as a bug, and exit 3."""
+    traceback.print_exc()
+    click.echo(
+        "internal error: this is a bug in auditc; please report it with the traceback above.",
+        err=True,
+    )
+    sys.exit(EXIT_INTERNAL)

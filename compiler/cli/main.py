@@ -6,6 +6,8 @@ it runs, so `auditc --help` stays fast.
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib
 import importlib.util
 import sys
@@ -13,9 +15,11 @@ from typing import Any
 
 import click
 
+from schemas import Extra, require_extra
+
 from ._common import EXIT_CODES_HELP, Settings, run_cli
 
-__all__ = ["COMMANDS", "cli", "main"]
+__all__ = ["COMMANDS", "COMMAND_EXTRAS", "cli", "main"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": (
@@ -45,6 +49,37 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+COMMAND_EXTRAS: dict[str, Extra] = {
+    "run": "run",
+    "serve": "run",
+    "infer": "run",
+    "push": "s3",
+    "report": "results",
+    "diff": "results",
+    "check": "results",
+}
+"""The extra each command needs beyond the core install; the others need none.
+
+`compile --target kubernetes` needs the `kubernetes` extra, checked where it is imported.
+"""
+
+
+def _requiring(command: click.Command, extra: Extra) -> click.Command:
+    """`command`, checking first (after parsing, so `--help` works) that `extra` is installed."""
+    callback = command.callback
+    if callback is None:
+        return command
+
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        require_extra(extra, f"auditc {command.name}")
+        return callback(*args, **kwargs)
+
+    wrapped = copy.copy(command)
+    wrapped.callback = checked
+    return wrapped
+
+
 class LazyGroup(click.Group):
     """A group that imports a command's module only when that command is used."""
 
@@ -62,7 +97,8 @@ class LazyGroup(click.Group):
                 return None
             raise
         command: click.Command = module.command
-        return command
+        extra = COMMAND_EXTRAS.get(cmd_name)
+        return _requiring(command, extra) if extra else command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [
