@@ -1,4 +1,4 @@
-"""The helper API that methods use: inputs, parameters, scores, and display helpers.
+"""The helper API that methods use: inputs, parameters, scores, statistics, display helpers.
 
 The method runner writes an analysis config and points `AUDITC_ANALYSIS_CONFIG` at it
 before it calls a Python function or starts a notebook kernel.
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._api import *  # noqa: F403
     from ._display import *  # noqa: F403
     from ._scores import *  # noqa: F403
+    from ._stats import *  # noqa: F403
     from ._tables import *  # noqa: F403
 
 # Loaded on first use: they import pyarrow (and IPython), which the `auditc` process
@@ -45,6 +46,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(
         ["INSTANCE_SCHEMA", "check_score", "check_scores", "instances_table"], "._scores"
     ),
+    **dict.fromkeys(["Interval", "mean_interval", "proportion_interval"], "._stats"),
     **dict.fromkeys(["as_table", "describe_type"], "._tables"),
 }
 

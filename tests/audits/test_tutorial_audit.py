@@ -60,17 +60,6 @@ def test_specs_validate_and_the_notebook_is_committed_clean() -> None:
     assert all(not cell.get("outputs") for cell in notebook["cells"])
 
 
-def test_wilson_interval_matches_known_values() -> None:
-    wilson = _import(
-        TUTORIAL / "modules" / "bias_metrics" / "bias_metrics.py", "bm"
-    ).wilson_interval
-    assert wilson(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
-    assert wilson(5, 10) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
-    assert wilson(10, 10)[1] == 1.0
-    with pytest.raises(ValueError, match="n must be positive"):
-        wilson(0, 0)
-
-
 def test_per_row_predictions_cover_every_sentence(tutorial: AuditRun) -> None:
     predictions = tutorial.table("identity-predictions")
     dataset = tutorial.table("identity-sentences")

@@ -8,43 +8,13 @@ checks it against the method's declared output columns and stores it as a Measur
 
 from __future__ import annotations
 
-import math
-from statistics import NormalDist
-
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-__all__ = ["classification_metrics", "predictions", "rates_by_group", "wilson_interval"]
+from runners.analysis import proportion_interval
 
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval of a binomial proportion.
-
-    Unlike the normal approximation it stays inside [0, 1] and is reliable for the small
-    counts and 0% / 100% rates that per-group error rates often have.
-
-    Args:
-        successes: events counted (e.g. false positives).
-        n: trials (e.g. harmless sentences); must be positive.
-        confidence: two-sided confidence level.
-
-    Returns:
-        (low, high).
-    """
-    if n <= 0:
-        raise ValueError(f"n must be positive, got {n}")
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes must be within [0, {n}], got {successes}")
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # At 0 and n the bounds are exactly 0 and 1; rounding would leave 1e-17 otherwise.
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return low, high
+__all__ = ["classification_metrics", "predictions", "rates_by_group"]
 
 
 def predictions(
@@ -88,12 +58,13 @@ def _rate(metric: str, numerator: int, denominator: int, confidence: float) -> d
     if denominator == 0:
         return {"metric": metric, "value": None, "ci_low": None, "ci_high": None,
                 "numerator": 0, "denominator": 0}  # fmt: skip
-    low, high = wilson_interval(numerator, denominator, confidence)
+    # Wilson: reliable for the small counts and 0% / 100% rates per-group error rates have.
+    interval = proportion_interval(numerator, denominator, confidence=confidence)
     return {
         "metric": metric,
-        "value": numerator / denominator,
-        "ci_low": low,
-        "ci_high": high,
+        "value": interval.estimate,
+        "ci_low": interval.low,
+        "ci_high": interval.high,
         "numerator": numerator,
         "denominator": denominator,
     }
