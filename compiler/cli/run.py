@@ -6,6 +6,7 @@ table and the safety cases' `index.html` paths go to stdout.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -49,6 +50,15 @@ if TYPE_CHECKING:
     show_default=True,
     help="Workflow nodes run at the same time.",
 )
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="The summary on stdout: a table, or JSON with each node's id, status, time and "
+    "outputs (progress stays on stderr).",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -57,6 +67,7 @@ def command(
     force: bool,
     store: str | None,
     jobs: int,
+    format_: str,
 ) -> None:
     """Run the audit under PATHS (default: audits/) on this machine.
 
@@ -82,7 +93,10 @@ def command(
         result = run_local(
             graph, opened, jobs=jobs, force=force, selected=selected or None, on_event=reporter
         )
-    _print_summary(result, time.monotonic() - started)
+    if format_ == "json":
+        click.echo(json.dumps(run_summary(result, time.monotonic() - started), indent=2))
+    else:
+        _print_summary(result, time.monotonic() - started)
     if not result.ok:
         failed, skipped = result.by_status("failed"), result.by_status("skipped")
         click.echo(
@@ -174,6 +188,34 @@ class _Reporter:
             click.echo(text, err=True)
         else:
             self._console.print(text, style=style, markup=False)
+
+
+RUN_SCHEMA_VERSION = 1
+"""Version of `run --format json` output; bumped when a field changes meaning."""
+
+
+def run_summary(result: RunResult, elapsed: float) -> dict[str, Any]:
+    """`run --format json`: the run, then per node its id, status, time and outputs."""
+    return {
+        "schema_version": RUN_SCHEMA_VERSION,
+        "ok": result.ok,
+        "store": result.store,
+        "time_s": round(elapsed, 3),
+        "nodes": [
+            {
+                "id": node.id,
+                "kind": node.kind,
+                "name": node.name,
+                "status": node.status,
+                "time_s": round(node.duration_s, 3) if node.status in ("ran", "failed") else None,
+                "rows": node.rows,
+                "outputs": {"kind": node.output_kind, "uri": node.uri, "report": node.report},
+                "log": node.log,
+                "error": node.error,
+            }
+            for node in result.nodes
+        ],
+    }
 
 
 def _print_summary(result: RunResult, elapsed: float) -> None:
