@@ -21,10 +21,11 @@ from ._common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, Settings
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "junit"]),
     default="text",
     show_default=True,
-    help="text for people and CI logs, json for tools.",
+    help="text for people and CI logs, json for tools, junit for CI test reports "
+    "(one test case per gate).",
 )
 @click.pass_obj
 def command(settings: Settings, store: str | None, format_: str) -> int:
@@ -38,6 +39,12 @@ def command(settings: Settings, store: str | None, format_: str) -> int:
     from compiler.report import check_gates, load_results, render_check
     from schemas import Store
 
-    result = check_gates(load_results(Store.open(store or settings.default_store, create=False)))
-    click.echo(render_check(result, format_))  # type: ignore[arg-type]
+    results = load_results(Store.open(store or settings.default_store, create=False))
+    result = check_gates(results)
+    if format_ == "junit":
+        from compiler.export import junit_xml
+
+        click.echo(junit_xml(result, results.cases, results.store), nl=False)
+    else:
+        click.echo(render_check(result, format_))  # type: ignore[arg-type]
     return EXIT_OK if result.ok else EXIT_FAILED

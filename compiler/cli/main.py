@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "diff": ("compiler.cli.diff", "Compare the scores of two stores, with confidence intervals."),
     "check": ("compiler.cli.check", "Evaluate every score gate; exit 1 if one fails."),
+    "export": (
+        "compiler.cli.export",
+        "Export a node's results as an Inspect log, Every Eval Ever JSON or JUnit XML.",
+    ),
 }
 
 
@@ -57,6 +61,7 @@ COMMAND_EXTRAS: dict[str, Extra] = {
     "report": "results",
     "diff": "results",
     "check": "results",
+    "export": "results",
 }
 """The extra each command needs beyond the core install; the others need none.
 
