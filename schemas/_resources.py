@@ -103,9 +103,9 @@ class DatasetFile(SpecModel):
     """A data file in the project."""
 
     path: RelativePath
-    """JSONL, CSV, Parquet or Arrow IPC file, relative to this YAML file."""
-    format: Literal["jsonl", "csv", "parquet", "arrow"] | None = None
-    """File format; by default taken from the extension (.jsonl/.json, .csv, .parquet, .arrow/.feather)."""
+    """JSONL, CSV, Parquet or Arrow IPC file, or an Inspect AI log, relative to this YAML file."""
+    format: Literal["jsonl", "csv", "parquet", "arrow", "inspect"] | None = None
+    """File format; by default taken from the extension (.jsonl/.json, .csv, .parquet, .arrow/.feather, .eval). `inspect`: an Inspect AI log (`.eval`, or a `.json` log), one row per sample and epoch."""
 
 
 class HuggingFaceDatasetSource(SpecModel):

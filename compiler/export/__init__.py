@@ -4,9 +4,10 @@
   the Measurements and SafetyCases computed from it;
 - `inspect_log(target)` → an Inspect AI EvalLog (JSON), `eee_records(target)` → the Every
   Eval Ever aggregate record and its instance-level records, `junit_xml(check)` → JUnit
-  XML with one test case per gate;
-- `read_inspect_log(path)` reads an Inspect log (`.eval` or `.json`) back as rows
-  (`auditc` ingests such a log as a Dataset with `file: {format: inspect}`).
+  XML with one test case per gate.
+
+The other way, an Inspect log is read as a Dataset by `runners.datasets`
+(`file: {path: run.eval}`, docs/specs.md "Inspect AI logs").
 
 Each format carries the provenance (node ids, input hashes, model revision, git commit)
 in its own metadata fields. Nothing here writes to the store.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ from schemas import DatasetError
 
 __all__ = ["FileFormat", "read_batches", "sniff_format"]
 
-FileFormat = Literal["jsonl", "csv", "parquet", "arrow"]
+FileFormat = Literal["jsonl", "csv", "parquet", "arrow", "inspect"]
 
 BLOCK_SIZE = 8 << 20
 """Bytes per read block; a JSON line or CSV row must fit in one."""
@@ -35,6 +35,7 @@ _SUFFIXES: dict[str, FileFormat] = {
     ".arrow": "arrow",
     ".feather": "arrow",
     ".ipc": "arrow",
+    ".eval": "inspect",
 }
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
@@ -65,7 +66,12 @@ def read_batches(path: Path, fmt: FileFormat, schema: pa.Schema) -> Iterator[pa.
     """
     if not path.is_file():
         raise DatasetError(f"{path}: no such data file")
-    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_arrow_file}
+    readers = {
+        "jsonl": _read_jsonl,
+        "csv": _read_csv,
+        "parquet": _read_arrow_file,
+        "inspect": _read_inspect_log,
+    }
     reader = readers.get(fmt, _read_arrow_file)
     yield from reader(path, fmt, schema)
 
@@ -190,8 +196,22 @@ def _locate_csv_error(path: Path, schema: pa.Schema, exc: Exception) -> DatasetE
 # ------------------------------------------------------------- Parquet, Arrow
 
 
+def _read_inspect_log(path: Path, fmt: FileFormat, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    from ._inspect_log import inspect_table
+
+    table = inspect_table(path)
+    yield from _select_declared(path, table.column_names, table.to_batches(), schema)
+
+
 def _read_arrow_file(path: Path, fmt: FileFormat, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     names, batches = _open_arrow_source(path, fmt)
+    yield from _select_declared(path, names, batches, schema)
+
+
+def _select_declared(
+    path: Path, names: list[str], batches: Iterable[pa.RecordBatch], schema: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    """The declared columns of each batch, cast to their declared types."""
     missing = [name for name in schema.names if name not in names]
     if missing:
         raise DatasetError(f"{path}: no column {missing[0]!r} (it has: {', '.join(names)})")
