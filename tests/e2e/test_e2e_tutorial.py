@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -52,3 +57,33 @@ def test_store_docs_examples_read_the_tutorial_store(tutorial: Path) -> None:
     out = run_store_docs(tutorial)
     assert "rows with errors: 0" in out
     assert "max_fpr_gap" in out and "(primary)" in out
+
+
+def test_readme_exports_run_as_written(tutorial: Path) -> None:
+    """The README's "Using results elsewhere" commands and Python, on the tutorial's store."""
+    if not (tutorial / ".auditc").is_dir():
+        pytest.fail("the tutorial run above did not produce a store")
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Using results elsewhere", 1)[1].split("\n## ", 1)[0]
+    [console] = re.findall(r"```console\n(.*?)```", section, re.S)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for command, shown in re.findall(r"^\$ (.*)\n((?:[^$].*\n)*)", console, re.M):
+        done = subprocess.run(
+            command, shell=True, cwd=tutorial, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == (1 if "auditc check" in command else 0), (command, done.stderr)
+        # Paths as shown, but for the time in an Inspect log's name.
+        pattern = re.escape(shown).replace(r"2026\-11\-30T06\-27\-09", r"[\d-]+T[\d-]+")
+        assert re.fullmatch(pattern, done.stdout), (command, done.stdout)
+    python, output = re.findall(r"```python\n(.*?)```\n\s*```\n(.*?)```", section, re.S)[0]
+    ran = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(python)],
+        cwd=tutorial,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == textwrap.dedent(output)
+    gates = (tutorial / "gates.xml").read_text()
+    assert 'failures="1"' in gates and "max_fpr_gap" in gates
