@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -22,6 +22,7 @@ __all__ = [
     "EXIT_OK",
     "Settings",
     "paths_argument",
+    "format_option",
     "review_format_option",
     "run_cli",
 ]
@@ -87,15 +88,23 @@ def paths_argument() -> Callable[[_Command], _Command]:
     return click.argument("paths", nargs=-1, type=click.Path())
 
 
-def review_format_option() -> Callable[[_Command], _Command]:
-    """`--format text|json|markdown`, shared by the commands whose output goes into reviews."""
+def format_option(choices: Sequence[str], help: str) -> Callable[[_Command], _Command]:
+    """`--format` (into the parameter `format_`) with `choices`, the first the default."""
     return click.option(
         "--format",
         "format_",
-        type=click.Choice(["text", "json", "markdown"]),
-        default="text",
+        type=click.Choice(list(choices)),
+        default=choices[0],
         show_default=True,
-        help="text for terminals, json for tools, markdown for a pull-request comment.",
+        help=help,
+    )
+
+
+def review_format_option() -> Callable[[_Command], _Command]:
+    """`--format text|json|markdown`, shared by the commands whose output goes into reviews."""
+    return format_option(
+        ["text", "json", "markdown"],
+        "text for terminals, json for tools, markdown for a pull-request comment.",
     )
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import EXIT_CODES_HELP, EXIT_FAILED, Settings, paths_argument
+from ._common import EXIT_CODES_HELP, EXIT_FAILED, Settings, format_option, paths_argument
 
 if TYPE_CHECKING:
     from compiler.backends.local import NodeResult, RunEvent, RunResult
@@ -50,13 +50,9 @@ if TYPE_CHECKING:
     show_default=True,
     help="Workflow nodes run at the same time.",
 )
-@click.option(
-    "--format",
-    "format_",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="The summary on stdout: a table, or JSON with each node's id, status, time and "
+@format_option(
+    ["text", "json"],
+    "The summary on stdout: a table, or JSON with each node's id, status, time and "
     "outputs (progress stays on stderr).",
 )
 @click.pass_context

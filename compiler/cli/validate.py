@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import EXIT_CODES_HELP, EXIT_INVALID, Settings, paths_argument
+from ._common import EXIT_CODES_HELP, EXIT_INVALID, Settings, format_option, paths_argument
 
 if TYPE_CHECKING:
     from compiler import Project
@@ -23,13 +23,9 @@ VALIDATE_SCHEMA_VERSION = 1
     short_help="Check specs: fields, references, cycles, files, columns.",
 )
 @paths_argument()
-@click.option(
-    "--format",
-    "format_",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: one line per problem; json: one object per problem (file, line, column, "
+@format_option(
+    ["text", "json"],
+    "text: one line per problem; json: one object per problem (file, line, column, "
     "kind, name, field, code, message), for editors and CI annotations.",
 )
 @click.pass_context
