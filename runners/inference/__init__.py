@@ -7,10 +7,14 @@ Example:
 Run as `python -m runners.inference CONFIG.json` (CONFIG holds a `ServerConfig`).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._config import DEFAULT_HOST, ServerConfig
 from ._models import BadRequest, HuggingFacePredictor, Predictor, PythonPredictor, make_predictor
 from ._ready import HEALTH_PATH, free_port, wait_ready
-from ._server import DEFAULT_MAX_BATCH, create_app, serve
+
+if TYPE_CHECKING:
+    from ._server import DEFAULT_MAX_BATCH, create_app, serve
 
 __all__ = [
     "DEFAULT_HOST",
@@ -27,3 +31,17 @@ __all__ = [
     "serve",
     "wait_ready",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The backend waits for servers and builds their configs in the `auditc` process;
+    # the server itself (starlette) loads only where a server runs.
+    if name in ("DEFAULT_MAX_BATCH", "create_app", "serve"):
+        from . import _server
+
+        return getattr(_server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
-
-import httpx
 
 from schemas import InferenceError
 
@@ -16,6 +14,15 @@ __all__ = ["HEALTH_PATH", "free_port", "wait_ready"]
 
 HEALTH_PATH = "/health"
 _LOG_TAIL_LINES = 20
+
+
+class _Process(Protocol):
+    """A started server process (`subprocess.Popen` or the local backend's launched child)."""
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -47,7 +54,7 @@ def _log_tail(log: str | Path | None) -> str:
 def wait_ready(
     url: str,
     timeout: float,
-    process: subprocess.Popen[bytes] | None = None,
+    process: _Process | None = None,
     *,
     log: str | Path | None = None,
 ) -> None:
@@ -65,25 +72,42 @@ def wait_ready(
     target = _health_url(url)
     deadline = time.monotonic() + timeout
     delay = 0.05
-    last = "no answer yet"
-    with httpx.Client(timeout=min(5.0, max(timeout, 0.1))) as client:
-        while True:
-            if process is not None and process.poll() is not None:
-                raise InferenceError(
-                    f"the inference server exited with code {process.returncode} before it "
-                    f"was ready at {target}{_log_tail(log)}"
-                )
-            try:
-                response = client.get(target)
-                if response.status_code == 200:
-                    return
-                last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            if time.monotonic() >= deadline:
-                raise InferenceError(
-                    f"the inference server at {target} was not ready after {timeout:g} s "
-                    f"(last answer: {last}){_log_tail(log)}"
-                )
-            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
-            delay = min(delay * 2, 0.5)
+    while True:
+        if process is not None and process.poll() is not None:
+            raise InferenceError(
+                f"the inference server exited with code {process.returncode} before it "
+                f"was ready at {target}{_log_tail(log)}"
+            )
+        last = _probe(target, min(5.0, max(deadline - time.monotonic(), 0.1)))
+        if last is None:
+            return
+        if time.monotonic() >= deadline:
+            raise InferenceError(
+                f"the inference server at {target} was not ready after {timeout:g} s "
+                f"(last answer: {last}){_log_tail(log)}"
+            )
+        time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+        delay = min(delay * 2, 0.5)
+
+
+def _probe(url: str, timeout: float) -> str | None:
+    """None when `url` answers HTTP 200, else what it answered.
+
+    The standard library, not httpx: `auditc` polls health on its start-up path, and
+    importing httpx would cost it a fifth of a second.
+    """
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) from our config
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return f"HTTP {exc.code}"
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        return type(reason).__name__ if isinstance(reason, OSError) else str(reason)
+    except (OSError, ValueError) as exc:  # timeouts, resets, a malformed answer
+        return type(exc).__name__
+    return None if status == 200 else f"HTTP {status}"

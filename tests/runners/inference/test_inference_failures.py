@@ -137,6 +137,7 @@ def test_wait_ready_without_a_process_times_out_on_a_closed_port() -> None:
     port = free_port()
     with pytest.raises(
         InferenceError,
-        match=rf"127.0.0.1:{port}/health was not ready after 0.3 s \(last answer: ConnectError\)",
+        match=rf"127.0.0.1:{port}/health was not ready after 0.3 s "
+        r"\(last answer: ConnectionRefusedError\)",
     ):
         wait_ready(f"http://127.0.0.1:{port}", 0.3)
