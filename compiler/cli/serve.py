@@ -15,9 +15,8 @@ import click
 from ._common import EXIT_CODES_HELP, Settings, paths_argument
 
 if TYPE_CHECKING:
-    import subprocess
-
     from compiler import Graph
+    from compiler.backends.local import ChildProcess
 
 POLL_S = 0.5
 """How often a running session checks that its servers are still alive."""
@@ -114,7 +113,7 @@ def _not_a_service(graph: Graph, name: str) -> str:
     return f"{found}; services and sessions in these specs: {known}"
 
 
-def _wait(processes: list[subprocess.Popen[bytes]], expires: float | None, name: str) -> None:
+def _wait(processes: list[ChildProcess], expires: float | None, name: str) -> None:
     """Block until Ctrl-C, the session's expiry, or a server's unexpected exit."""
     from schemas import InferenceError
 

@@ -45,7 +45,8 @@ def run_method(config: MethodConfig) -> MethodResult:
     started = time.monotonic()
     store = Store.open(config.output_uri)
     _clear_outputs(store)
-    with tempfile.TemporaryDirectory(prefix="auditc-method-") as tmp:
+    # The pid in the name lets a later run remove it if this process is killed.
+    with tempfile.TemporaryDirectory(prefix=f"auditc-method-{os.getpid()}-") as tmp:
         out = Path(tmp) / "out"
         out.mkdir()
         with _environment(config, Path(tmp), out):

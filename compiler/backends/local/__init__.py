@@ -12,12 +12,14 @@ Example:
     >>> result.ok, [n.report for n in result.nodes if n.report]     # doctest: +SKIP
 """
 
+from ._processes import ChildProcess
 from ._results import EventHandler, NodeOutcome, NodeResult, RunEvent, RunResult
 from ._scheduler import DEFAULT_JOBS, run_local
 from ._services import LOCAL_RUNNERS, RunningService, infer_one, start_service
 
 __all__ = [
     "DEFAULT_JOBS",
+    "ChildProcess",
     "LOCAL_RUNNERS",
     "EventHandler",
     "NodeOutcome",

@@ -1,28 +1,24 @@
-"""Child processes of a local run: started in their own process groups, stopped as trees.
+"""Child processes of a local run: started through one launcher, stopped as trees.
 
 Every runner, server and client the local backend starts goes through one
-`Supervisor`, so that an interrupted run (Ctrl-C) can stop all of them — and
-their own children, such as the Jupyter kernel of a notebook method, which
-jupyter_client starts in a session of its own — before it exits.
+`Supervisor`, and through its `Launcher` (`runners.launcher`): the steps are forked
+from a process that has already imported them, and every child dies with this process
+— after Ctrl-C, SIGTERM or SIGHUP the supervisor stops them itself; after SIGKILL the
+launcher notices and does. Stopping a child stops its whole tree, including the
+processes it started in sessions of their own, such as a notebook's Jupyter kernel.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
 import subprocess
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import psutil
+from ._launch import ChildProcess, Launcher
 
-__all__ = ["DEFAULT_GRACE_S", "Cancelled", "Supervisor", "stop_tree"]
+__all__ = ["DEFAULT_GRACE_S", "Cancelled", "ChildProcess", "Supervisor", "stop_tree"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +34,37 @@ class Supervisor:
     """Starts child processes and stops every one of them on `cancel()`.
 
     Thread-safe: worker threads start and wait on processes while the main thread
-    may cancel the run at any time.
+    may cancel the run at any time. Create it on the thread that owns the run, before
+    any other thread starts, so that its launcher can be a fork of this process.
+
+    Args:
+        preload: Preload groups of `runners.launcher` the run's steps need.
+        tmp_dir: The children's `TMPDIR`, inside the run's work directory.
+        remove: Directories the launcher removes if this process dies.
+        allow_fork: Whether the launcher may be a fork of this process (not when this
+            process holds connections to a remote store).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        preload: Sequence[str] = (),
+        tmp_dir: Path | None = None,
+        remove: Sequence[Path] = (),
+        allow_fork: bool = True,
+    ) -> None:
         self._lock = threading.Lock()
-        self._children: set[subprocess.Popen[bytes]] = set()
+        self._children: set[ChildProcess] = set()
         self._cancelled = threading.Event()
+        self._launcher = Launcher(
+            preload=preload, tmp_dir=tmp_dir, remove=remove, allow_fork=allow_fork
+        )
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def cancelled(self) -> bool:
@@ -57,37 +77,26 @@ class Supervisor:
         *,
         log: Path | None,
         env: Mapping[str, str] | None = None,
-    ) -> subprocess.Popen[bytes]:
+        name: str = "auditc-step",
+    ) -> ChildProcess:
         """Start `argv` in a new session, stdout and stderr appended to `log`.
 
-        With `log=None` the child shares this process's stdout and stderr.
+        With `log=None` the child shares this process's stdout and stderr. `name` is
+        the process name `ps -o comm` shows.
 
         Raises:
             Cancelled: the run is being interrupted; nothing was started.
+            BackendError: the launcher could not start it.
         """
         with self._lock:
             if self._cancelled.is_set():
                 raise Cancelled
-            out = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
-            try:
-                # A new session keeps the terminal's Ctrl-C away from children: the
-                # parent decides how they stop, and stops them as whole trees.
-                proc = subprocess.Popen(
-                    list(argv),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT if out is not None else None,
-                    env=dict(env) if env is not None else None,
-                    start_new_session=True,
-                )
-            finally:
-                if out is not None:
-                    out.close()  # the child holds its own descriptor
+            proc = self._launcher.spawn(argv, log=log, env=env, name=name)
             self._children.add(proc)
         logger.debug("started pid %d: %s", proc.pid, " ".join(argv))
         return proc
 
-    def wait(self, proc: subprocess.Popen[bytes], timeout: float | None) -> int | None:
+    def wait(self, proc: ChildProcess, timeout: float | None) -> int | None:
         """Wait for `proc` to exit; on timeout, stop its tree and return None.
 
         Raises:
@@ -105,63 +114,53 @@ class Supervisor:
             raise Cancelled
         return code
 
-    def stop(self, proc: subprocess.Popen[bytes], grace: float = DEFAULT_GRACE_S) -> None:
+    def stop(self, proc: ChildProcess, grace: float = DEFAULT_GRACE_S) -> None:
         """Stop `proc` and every process it started (SIGTERM, then SIGKILL after `grace`)."""
         stop_tree(proc, grace)
         self._forget(proc)
 
     def cancel(self, grace: float = DEFAULT_GRACE_S) -> None:
-        """Refuse new processes and stop every running one, all in parallel."""
+        """Refuse new processes and stop every running one, all at once."""
         with self._lock:
             self._cancelled.set()
-            children = list(self._children)
-        threads = [threading.Thread(target=stop_tree, args=(p, grace)) for p in children]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        with self._lock:
+            children = [c for c in self._children if c.poll() is None]
             self._children.clear()
+        _stop_all(children, grace)
 
-    def _forget(self, proc: subprocess.Popen[bytes]) -> None:
+    def close(self, grace: float = DEFAULT_GRACE_S) -> None:
+        """Stop whatever still runs, then the launcher."""
+        with self._lock:
+            children = [c for c in self._children if c.poll() is None]
+            self._children.clear()
+        _stop_all(children, grace)
+        self._launcher.close()
+
+    def _forget(self, proc: ChildProcess) -> None:
         with self._lock:
             self._children.discard(proc)
 
 
-def stop_tree(proc: subprocess.Popen[bytes], grace: float = DEFAULT_GRACE_S) -> None:
+def stop_tree(proc: ChildProcess, grace: float = DEFAULT_GRACE_S) -> None:
     """Stop a process, its process group and its descendants in other sessions.
 
     SIGTERM first, so that servers shut down and clients close their files; SIGKILL
     for whatever is still alive after `grace` seconds.
     """
-    import psutil
-
-    try:
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:  # already gone: its group may still hold children
-        descendants = []
-    _signal_all(proc.pid, descendants, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace)
-    # Descendants are not our children: psutil polls them (our own child is reaped
-    # by Popen.wait above, so that its exit status stays with Popen).
-    _, alive = psutil.wait_procs(descendants, timeout=max(0.0, deadline - time.monotonic()))
-    if alive or proc.poll() is None:
-        logger.debug("killing pid %d and %d descendants that ignored SIGTERM", proc.pid, len(alive))
-        _signal_all(proc.pid, alive, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=grace)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=grace)
+    _stop_all([proc], grace)
 
 
-def _signal_all(pgid: int, descendants: list[psutil.Process], sig: signal.Signals) -> None:
-    import psutil
+def _stop_all(children: Sequence[ChildProcess], grace: float) -> None:
+    from runners.launcher import stop_trees
 
-    # The group id is the child's pid (start_new_session): signal the whole group,
-    # then every descendant that left it (Jupyter kernels start their own session).
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-    for child in descendants:
-        with contextlib.suppress(psutil.Error):
-            child.send_signal(sig)
+    if not children:
+        return
+    by_pid = {c.pid: c for c in children}
+
+    def exited(pid: int, timeout: float) -> bool:
+        try:
+            by_pid[pid].wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    stop_trees(list(by_pid), wait_exit=exited, grace=grace)

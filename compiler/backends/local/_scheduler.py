@@ -12,13 +12,12 @@ import contextlib
 import functools
 import logging
 import signal
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from schemas import Evaluation, Store, UsageError
+from schemas import Evaluation, Method, Store, UsageError
 
 from ..._resolve import Graph, Node
 from ._manifest import git_commit
@@ -26,6 +25,7 @@ from ._processes import Supervisor
 from ._results import EventHandler, NodeResult, RunEvent, RunResult
 from ._services import ServiceKey, ServicePool
 from ._steps import RunContext, execute_node, node_result
+from ._workdirs import work_dir
 
 __all__ = ["DEFAULT_JOBS", "run_local"]
 
@@ -131,6 +131,20 @@ def _service_demand(to_run: list[Node]) -> dict[ServiceKey, int]:
     return demand
 
 
+def _preload_groups(to_run: list[Node]) -> list[str]:
+    """The launcher's preload groups for these nodes, in the order they are first needed."""
+    groups: list[str] = []
+    for node in to_run:
+        wanted = _STEP_GROUPS.get(node.kind, ())
+        if isinstance(node.resource, Method) and node.resource.spec.implementation.notebook:
+            wanted = (*wanted, "notebooks")
+        groups += [g for g in wanted if g not in groups]
+    return groups
+
+
+_STEP_GROUPS = {"Dataset": ("datasets",), "Evaluation": ("evaluation",), "Method": ("methods",)}
+
+
 def _execute(
     graph: Graph,
     store: Store,
@@ -139,15 +153,22 @@ def _execute(
     forced: frozenset[str],
     on_event: EventHandler,
 ) -> dict[str, NodeResult]:
-    supervisor = Supervisor()
-
     def notify(key: str, message: str) -> None:
         on_event(RunEvent("service", key, "", message=message))
 
-    with tempfile.TemporaryDirectory(prefix="auditc-run-") as tmp:
-        services = ServicePool(graph, supervisor, _service_demand(to_run), Path(tmp), notify)
+    with work_dir("run") as tmp:
+        children_tmp = tmp / "tmp"
+        children_tmp.mkdir()
+        # Before any thread starts: the launcher is then a fork of this process.
+        supervisor = Supervisor(
+            preload=_preload_groups(to_run),
+            tmp_dir=children_tmp,
+            remove=[tmp],
+            allow_fork=store.is_local,
+        )
+        services = ServicePool(graph, supervisor, _service_demand(to_run), tmp, notify)
         commit = functools.cache(lambda: git_commit(graph.root))
-        ctx = RunContext(graph, store, supervisor, services, Path(tmp), forced, commit)
+        ctx = RunContext(graph, store, supervisor, services, tmp, forced, commit)
         scheduler = _Scheduler(ctx, to_run, jobs, on_event)
         try:
             return scheduler.run()
@@ -158,7 +179,9 @@ def _execute(
                 services.stop_all()
             raise
         finally:
-            services.stop_all()
+            with _sigint_ignored():
+                services.stop_all()
+                supervisor.close()
 
 
 class _Scheduler:

@@ -13,7 +13,6 @@ import errno
 import logging
 import socket
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 from schemas import BackendError, InferenceError, InferenceService
 
 from ._configs import server_config
-from ._processes import Cancelled, Supervisor
+from ._processes import Cancelled, ChildProcess, Supervisor
+from ._workdirs import work_dir
 
 if TYPE_CHECKING:
-    import subprocess
-
     from ..._resolve import Graph
 
 __all__ = [
@@ -54,7 +52,7 @@ class RunningService:
 
     service: str
     urls: list[str]
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: list[ChildProcess] = field(default_factory=list)
     logs: list[Path | None] = field(default_factory=list)
     """Each replica's log file; None where it shares this process's stderr."""
 
@@ -139,7 +137,7 @@ def _spawn_server(
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "runners.inference", str(config_file)]
-    running.processes.append(supervisor.spawn(argv, log=log))
+    running.processes.append(supervisor.spawn(argv, log=log, name=f"auditc-server-{replica}"))
     running.urls.append(f"http://{HOST}:{port}")
     running.logs.append(log)
 
@@ -147,7 +145,7 @@ def _spawn_server(
 def _wait_ready(
     service: str,
     url: str,
-    proc: subprocess.Popen[bytes] | None,
+    proc: ChildProcess | None,
     log: Path | None,
     timeout: float,
 ) -> None:
@@ -200,19 +198,18 @@ def start_service(
         BackendError: the runner kind cannot run locally.
         InferenceError: a port is taken, or a server did not become ready.
     """
-    supervisor = Supervisor()
-    with tempfile.TemporaryDirectory(prefix="auditc-serve-") as tmp:
-        running = start_servers(
-            graph,
-            service_name,
-            supervisor=supervisor,
-            replicas=replicas,
-            ports=ports,
-            log_dir=log_dir,
-            config_dir=Path(tmp),
-            ready_timeout=ready_timeout,
-        )
+    with work_dir("serve") as tmp, Supervisor(tmp_dir=tmp, remove=[tmp]) as supervisor:
         try:
+            running = start_servers(
+                graph,
+                service_name,
+                supervisor=supervisor,
+                replicas=replicas,
+                ports=ports,
+                log_dir=log_dir,
+                config_dir=tmp,
+                ready_timeout=ready_timeout,
+            )
             yield running
         finally:
             supervisor.cancel()
@@ -357,8 +354,8 @@ def infer_one(
         output: dict[str, Any] = infer_row(service, url, row, api_key)
         return output
     with (
-        tempfile.TemporaryDirectory(prefix="auditc-infer-") as logs,
-        start_service(graph, service_name, log_dir=Path(logs), ready_timeout=ready_timeout) as up,
+        work_dir("infer") as logs,
+        start_service(graph, service_name, log_dir=logs, ready_timeout=ready_timeout) as up,
     ):
         output = infer_row(service, up.urls[0], row, api_key)
     return output

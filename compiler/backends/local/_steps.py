@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from schemas import MANIFEST_FILE, AuditcError, Evaluation, Method, Store
 
 from ._configs import evaluation_config, ingest_config, method_config
 from ._manifest import LOGS_DIR, StepOutcome, build_manifest
-from ._processes import Cancelled, Supervisor
+from ._processes import Cancelled, ChildProcess, Supervisor
 from ._results import NodeResult
 from ._services import ServicePool
 
@@ -73,7 +72,7 @@ class RunContext:
 
 @dataclass
 class _StepRun:
-    proc: subprocess.Popen[bytes]
+    proc: ChildProcess
     log: Path
     result_file: Path
     log_relative: str
@@ -170,7 +169,9 @@ def _start_step(
     with open(log, "a", encoding="utf-8") as out:
         out.write(f"--- auditc run {datetime.now(UTC).isoformat(timespec='seconds')}: {module}\n")
     argv = [sys.executable, "-m", module, str(config_file), *args, "--result", str(result_file)]
-    proc = ctx.supervisor.spawn(argv, log=log)
+    # What `ps -o comm` shows: a forked step's command line is its launcher's.
+    name = "auditc-" + log_name.replace("evaluation", "eval")
+    proc = ctx.supervisor.spawn(argv, log=log, name=name)
     return _StepRun(proc, log, result_file, f"{LOGS_DIR}/{log_name}.log")
 
 
