@@ -53,6 +53,8 @@ class Run:
     max_rss_mb: float
     server_busy: float
     """Fraction of its core the server used during the run."""
+    outside_s: float = float("nan")
+    """Wall time outside the request window (start-up, set-up, writing, exit)."""
 
 
 def _server_run(
@@ -73,6 +75,7 @@ def _server_run(
     if rows is not None and stats.rows < rows:
         raise RuntimeError(f"{tool}: the server answered {stats.rows} rows, expected {rows}")
     e2e = counted / measured.wall_s if rows is not None else float("nan")
+    outside = measured.wall_s - stats.window_s if rows is not None else float("nan")
     return Run(
         tool,
         mode,
@@ -83,6 +86,7 @@ def _server_run(
         1000 * measured.cpu_s / counted,
         measured.max_rss_mb,
         busy,
+        outside,
     )
 
 
@@ -179,7 +183,8 @@ def _print_run(run: Run) -> None:
     print(
         f"    {run.tool:<22} c={run.concurrency:<3} e2e {run.e2e_rows_s:>9,.0f}/s  "
         f"in flight {run.inflight_rows_s:>9,.0f}/s  cpu {run.cpu_ms_per_row:.3f} ms/row  "
-        f"rss {run.max_rss_mb:.0f} MB  server busy {run.server_busy:.0%}",
+        f"rss {run.max_rss_mb:.0f} MB  server busy {run.server_busy:.0%}  "
+        f"outside the window {run.outside_s:.2f} s",
         flush=True,
     )
 
@@ -312,6 +317,7 @@ def summarize(runs: list[Run]) -> str:
                 "cpu_ms_per_row",
                 "max_rss_mb",
                 "server_busy",
+                "outside_s",
             )
         }
         med[key] = m
@@ -326,6 +332,7 @@ def summarize(runs: list[Run]) -> str:
                 m["cpu_ms_per_row"],
                 m["max_rss_mb"],
                 f"{m['server_busy']:.0%}",
+                m["outside_s"],
             ]
         )
     out = [
@@ -340,6 +347,7 @@ def summarize(runs: list[Run]) -> str:
                 "CPU ms/row",
                 "peak RSS MB",
                 "server busy",
+                "s outside the request window",
             ],
             rows,
         )
@@ -369,7 +377,13 @@ def _ratios(med: dict) -> str:  # type: ignore[type-arg]
             client = med.get((mode, conc, "evaluation client"), {}).get(
                 "cpu_ms_per_row", float("nan")
             )
-            rows.append([mode, conc, e2e, fly, wrk, client])
+            outside = {
+                tool: med.get((mode, conc, tool), {}).get("outside_s", float("nan"))
+                for tool in ("auditc run", "bare aiohttp")
+            }
+            rows.append(
+                [mode, conc, e2e, fly, wrk, client, outside["auditc run"], outside["bare aiohttp"]]
+            )
     text = common.table(
         [
             "server",
@@ -378,12 +392,15 @@ def _ratios(med: dict) -> str:  # type: ignore[type-arg]
             "auditc/bare in flight",
             "auditc/wrk in flight",
             "client CPU ms/row",
+            "auditc s outside the window",
+            "bare s outside the window",
         ],
         rows,
     )
     return text + (
-        "\n\nTargets: instant server: auditc/bare >= 0.7 end to end and >= 0.8 in "
-        "flight; 20 ms server: auditc/wrk >= 0.9 in flight; client CPU <= 0.6 ms/row."
+        "\n\nTargets: instant server: auditc/bare >= 0.7 end to end (also at 5,000 rows) "
+        "and >= 0.8 in flight; auditc <= 0.7 s outside the request window; 20 ms server: "
+        "auditc/wrk >= 0.9 in flight; client CPU <= 0.6 ms/row."
     )
 
 
