@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ._common import EXIT_CODES_HELP, Settings, paths_argument
+from ._signals import stop_on_termination
 
 
 @click.command(
@@ -58,6 +59,7 @@ def command(
     parsed = _parse_row(sys.stdin.read() if row == "-" else row)
     graph = resolve_graph(load_project(settings.project_dir, settings.spec_paths(paths)))
     name, _, _ = resolve_target(graph, service)
+    stop_on_termination()
     output = infer_one(graph, name, parsed, url=url, ready_timeout=ready_timeout)
     click.echo(json.dumps(output, ensure_ascii=False, default=str))
 

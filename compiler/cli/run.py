@@ -7,16 +7,15 @@ table and the safety cases' `index.html` paths go to stdout.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 import time
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._common import EXIT_CODES_HELP, EXIT_FAILED, Settings, format_option, paths_argument
+from ._signals import stop_on_termination
 
 if TYPE_CHECKING:
     from compiler.backends.local import NodeResult, RunEvent, RunResult
@@ -84,7 +83,7 @@ def command(
     require_graph_extras(graph.select(selected) if selected else graph)
     opened = Store.open(store or settings.default_store)
     reporter = _Reporter.create()
-    _stop_on_sigterm()
+    stop_on_termination()
     with reporter:
         result = run_local(
             graph, opened, jobs=jobs, force=force, selected=selected or None, on_event=reporter
@@ -102,17 +101,6 @@ def command(
             err=True,
         )
         ctx.exit(EXIT_FAILED)
-
-
-def _stop_on_sigterm() -> None:
-    """Treat SIGTERM (a CI cancel) like Ctrl-C: stop every child, then exit."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def _count(n: int, word: str) -> str:
@@ -156,9 +144,8 @@ class _Reporter:
         return cls(Console(stderr=True, highlight=False))
 
     def __enter__(self) -> _Reporter:
-        if self._console is not None:
-            self._status = self._console.status("starting…")
-            self._status.start()
+        # The live status (a thread) starts with the first event: the run's process
+        # launcher is a fork of this process, made while it runs one thread.
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -175,9 +162,16 @@ class _Reporter:
             elif event.result is not None:
                 self._running.pop(event.key, None)
                 self._write(*_finish_line(event.result))
-            if self._status is not None:
+            if self._console is not None:
                 running = ", ".join(self._running)
-                self._status.update(f"running: {running}" if running else "finishing…")
+                self._update_status(f"running: {running}" if running else "finishing…")
+
+    def _update_status(self, text: str) -> None:
+        if self._status is None:
+            self._status = self._console.status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
 
     def _write(self, text: str, style: str) -> None:
         if self._console is None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ._common import EXIT_CODES_HELP, Settings, paths_argument
+from ._signals import stop_on_termination
 
 if TYPE_CHECKING:
     from compiler import Graph
@@ -66,6 +67,7 @@ def command(
 
     graph = resolve_graph(load_project(settings.project_dir, settings.spec_paths(paths)))
     name, default_replicas, expires = resolve_target(graph, service)
+    stop_on_termination()
     count = replicas or default_replicas
     ports = [port + i for i in range(count)] if port is not None else None
     try:
