@@ -35,9 +35,10 @@ __all__ = ["RunContext", "execute_node", "node_result"]
 
 logger = logging.getLogger(__name__)
 
-STEP_GRACE_S = 60.0
-"""Seconds past a step's own time limit before the backend stops it: the runner
-enforces its limit itself and should get to report it."""
+EVALUATION_GRACE_S = 2.0
+"""Seconds past `timeouts.total` before the backend stops an evaluation client: the
+client stops itself at its limit and commits the rows it holds; this is for one that
+cannot. (Stopping starts with SIGTERM, which the client also answers by committing.)"""
 
 _ERROR_TAIL_LINES = 20
 
@@ -76,6 +77,7 @@ class _StepRun:
     log: Path
     result_file: Path
     log_relative: str
+    started: float = field(default_factory=time.monotonic)
 
 
 def execute_node(ctx: RunContext, node: Node) -> NodeResult:
@@ -176,13 +178,17 @@ def _start_step(
 
 
 def _finish_step(
-    ctx: RunContext, run: _StepRun, timeout: float | None
+    ctx: RunContext, run: _StepRun, timeout: float | None, limit: str = ""
 ) -> tuple[dict[str, Any], str | None]:
-    """Wait for a step; its result (possibly empty) and its error, if it failed."""
+    """Wait for a step; its result (possibly empty) and its error, if it failed.
+
+    `limit` names the time limit that `timeout` enforces, for the error message.
+    """
     code = ctx.supervisor.wait(run.proc, timeout)
     result = _read_result(run.result_file)
     if code is None:
-        return result, f"stopped after {timeout or 0:g}s without finishing"
+        took = time.monotonic() - run.started
+        return result, f"stopped after {took:.0f} s: it ran past {limit or 'its time limit'}"
     if code != 0 or result.get("status") == "failed":
         message = result.get("message") or _error_from_log(run.log)
         return result, f"{message} (exit code {code})"
@@ -225,7 +231,8 @@ def _method(ctx: RunContext, node: Node) -> StepOutcome:
     assert isinstance(method, Method)
     config = method_config(ctx.graph, node, ctx.store)
     run = _start_step(ctx, node, "runners.methods", config, log_name="method")
-    result, error = _finish_step(ctx, run, timeout=method.spec.timeout + STEP_GRACE_S)
+    timeout = method.spec.timeout
+    result, error = _finish_step(ctx, run, timeout, limit=f"spec.timeout ({timeout:g} s)")
     metrics = {"scores": float(len(result["scores"]))} if result.get("scores") else {}
     return StepOutcome(error=error, rows=result.get("rows"), metrics=metrics, log=run.log_relative)
 
@@ -248,9 +255,30 @@ def _evaluation(ctx: RunContext, node: Node) -> StepOutcome:
             runs.append(
                 _start_step(ctx, node, "runners.evaluation", config, log_name=name, args=shard_args)
             )
-        deadline = time.monotonic() + spec.timeouts.total + STEP_GRACE_S
-        finished = [_finish_step(ctx, run, max(1.0, deadline - time.monotonic())) for run in runs]
-    return _merge_shards(runs, finished, spec.shards)
+        total = spec.timeouts.total
+        deadline = time.monotonic() + total + EVALUATION_GRACE_S
+        limit = f"timeouts.total ({total:g} s)"
+        finished = [
+            _finish_step(ctx, run, max(0.1, deadline - time.monotonic()), limit) for run in runs
+        ]
+    outcome = _merge_shards(runs, finished, spec.shards)
+    if outcome.error is not None and _all_rows_written(ctx, evaluation, outcome):
+        outcome.error += (
+            f"\nEvery row is written, so a plain re-run keeps them and fails the same way; "
+            f"to send every row again: auditc run --select {node.name} --force"
+        )
+    return outcome
+
+
+def _all_rows_written(ctx: RunContext, evaluation: Evaluation, outcome: StepOutcome) -> bool:
+    """Whether the committed parts hold every (`_index_`, `_replication_`) of the evaluation.
+
+    Then a re-run resumes with nothing to send, and its outcome cannot change.
+    """
+    dataset = ctx.store.read_manifest(ctx.graph[evaluation.spec.dataset].store_path)
+    if dataset is None or dataset.rows is None or outcome.rows is None:
+        return False
+    return outcome.rows >= dataset.rows * evaluation.spec.replications
 
 
 _SUMMED = ("errors", "requests", "retries", "resumed_rows")

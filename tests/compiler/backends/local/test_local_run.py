@@ -207,6 +207,44 @@ def test_failed_nodes_are_recorded_and_independent_nodes_finish(
     assert store.read_manifest(graph["case"].store_path) is None
 
 
+def test_a_failed_evaluation_that_a_rerun_cannot_change_says_to_force(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit_spec(
+        project,
+        "timeouts: {ready: 60}",
+        "timeouts: {ready: 60}\n  retries: {max_attempts: 1}\n  errors: {max_error_fraction: 0.1}",
+    )
+    graph = load_graph(project)
+    store = Store.open(tmp_path / "store")
+    monkeypatch.setenv("AUDITC_TEST_MODEL_FAIL", "1")
+    hint = "to send every row again: auditc run --select phrases-through-length --force"
+    for _ in range(2):  # the plain re-run resumes with nothing to send: the same failure
+        failed = run_local(graph, store, selected=["phrases-through-length"])
+        evaluation = failed["phrases-through-length"]
+        assert evaluation.status == "failed" and evaluation.rows == 24
+        assert evaluation.error is not None and "more than errors.max_error_fraction" in (
+            evaluation.error
+        )
+        assert hint in evaluation.error
+
+    monkeypatch.delenv("AUDITC_TEST_MODEL_FAIL")
+    forced = run_local(graph, store, selected=["phrases-through-length"], force=True)
+    assert forced["phrases-through-length"].status == "ran"
+    assert forced["phrases-through-length"].metrics["errors"] == 0
+
+
+def test_a_failed_evaluation_that_a_rerun_can_change_does_not_say_to_force(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit_spec(project, "timeouts: {ready: 60}", "timeouts: {ready: 60, total: 2}")
+    monkeypatch.setenv("AUDITC_TEST_MODEL_DELAY", "1")
+    result = run_local(load_graph(project), tmp_path / "store", selected=["phrases-through-length"])
+    evaluation = result["phrases-through-length"]
+    assert evaluation.status == "failed" and evaluation.error is not None
+    assert "timeouts.total" in evaluation.error and "--force" not in evaluation.error
+
+
 def test_shards_spread_over_replicas_and_write_every_row_once(
     project: Path, tmp_path: Path
 ) -> None:
