@@ -13,13 +13,14 @@ import functools
 import logging
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from schemas import Evaluation, Method, Store, UsageError
 
 from ..._resolve import Graph, Node
+from ._lock import store_writer_lock
 from ._manifest import git_commit
 from ._processes import Supervisor
 from ._results import EventHandler, NodeResult, RunEvent, RunResult
@@ -68,7 +69,8 @@ def run_local(
     Raises:
         UsageError: `jobs` is below 1.
         GraphError: a selector names no resource.
-        StoreError: the store cannot be read or written.
+        StoreError: the store cannot be read or written, or another run is writing
+            to it (code `store-in-use`).
         KeyboardInterrupt: the run was interrupted; every child process was stopped
             first and nothing unfinished was recorded.
     """
@@ -77,14 +79,24 @@ def run_local(
     if not isinstance(store, Store):
         store = Store.open(store)
     chosen, forced = _selection(graph, selected, force)
-    results: dict[str, NodeResult] = {}
+    workflow = [node for node in chosen if node.is_workflow]
+    results, to_run = _kept(store, workflow, forced)
+    if to_run:
+        results.update(_execute(chosen, store, to_run, jobs, forced, on_event or _ignore))
+    ordered = [results[n.name] for n in chosen if n.name in results]
+    return RunResult(ordered, store.uri)
+
+
+def _kept(
+    store: Store, nodes: list[Node], forced: frozenset[str]
+) -> tuple[dict[str, NodeResult], list[Node]]:
+    """The results of the nodes complete in the store, and the nodes still to run."""
+    kept: dict[str, NodeResult] = {}
     to_run: list[Node] = []
-    for node in chosen:
-        if not node.is_workflow:
-            continue
+    for node in nodes:
         manifest = None if node.name in forced else store.read_manifest(node.store_path)
         if manifest is not None and manifest.status == "complete":
-            results[node.name] = node_result(
+            kept[node.name] = node_result(
                 store,
                 node,
                 "kept",
@@ -95,10 +107,7 @@ def run_local(
             )
         else:
             to_run.append(node)
-    if to_run:
-        results.update(_execute(chosen, store, to_run, jobs, forced, on_event or _ignore))
-    ordered = [results[n.name] for n in chosen if n.name in results]
-    return RunResult(ordered, store.uri)
+    return kept, to_run
 
 
 def _ignore(event: RunEvent) -> None:
@@ -153,35 +162,55 @@ def _execute(
     forced: frozenset[str],
     on_event: EventHandler,
 ) -> dict[str, NodeResult]:
-    def notify(key: str, message: str) -> None:
-        on_event(RunEvent("service", key, "", message=message))
-
     with work_dir("run") as tmp:
         children_tmp = tmp / "tmp"
         children_tmp.mkdir()
-        # Before any thread starts: the launcher is then a fork of this process.
+        # First, while no other thread runs: the launcher is then a fork of this process
+        # (and it does not inherit the store lock taken next).
         supervisor = Supervisor(
             preload=_preload_groups(to_run),
             tmp_dir=children_tmp,
             remove=[tmp],
             allow_fork=store.is_local,
         )
-        services = ServicePool(graph, supervisor, _service_demand(to_run), tmp, notify)
-        commit = functools.cache(lambda: git_commit(graph.root))
-        ctx = RunContext(graph, store, supervisor, services, tmp, forced, commit)
-        scheduler = _Scheduler(ctx, to_run, jobs, on_event)
         try:
-            return scheduler.run()
-        except BaseException:
-            with _sigint_ignored():
-                supervisor.cancel()
-                scheduler.shutdown()
-                services.stop_all()
-            raise
+            with store_writer_lock(store):
+                # Another writer may have completed some of them in the meantime.
+                results, to_run = _kept(store, to_run, forced)
+                services = ServicePool(
+                    graph, supervisor, _service_demand(to_run), tmp, _notifier(on_event)
+                )
+                commit = functools.cache(lambda: git_commit(graph.root))
+                ctx = RunContext(graph, store, supervisor, services, tmp, forced, commit)
+                results.update(_schedule(ctx, to_run, jobs, on_event))
+                return results
         finally:
             with _sigint_ignored():
-                services.stop_all()
                 supervisor.close()
+
+
+def _notifier(on_event: EventHandler) -> Callable[[str, str], None]:
+    def notify(key: str, message: str) -> None:
+        on_event(RunEvent("service", key, "", message=message))
+
+    return notify
+
+
+def _schedule(
+    ctx: RunContext, to_run: list[Node], jobs: int, on_event: EventHandler
+) -> dict[str, NodeResult]:
+    scheduler = _Scheduler(ctx, to_run, jobs, on_event)
+    try:
+        return scheduler.run()
+    except BaseException:
+        with _sigint_ignored():
+            ctx.supervisor.cancel()
+            scheduler.shutdown()
+            ctx.services.stop_all()
+        raise
+    finally:
+        with _sigint_ignored():
+            ctx.services.stop_all()
 
 
 class _Scheduler:
