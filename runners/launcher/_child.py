@@ -11,6 +11,7 @@ starts outlives it.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import os
 import runpy
@@ -71,6 +72,8 @@ def become_child(
         os.dup2(out, 2)
         os.close(out)
     _fresh_stdio()
+    # A step that crashes (a segfault in a C extension) leaves its Python stack in its log.
+    faulthandler.enable(file=sys.stderr)
     if env is not None:
         os.environ.clear()
         os.environ.update(env)

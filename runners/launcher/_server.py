@@ -13,6 +13,8 @@ end only the `auditc` process holds:
   executed (`execve`) in a new process;
 - `{"op": "close"}`: the run is over; exit once the socket closes.
 
+The launcher says `{"ready": PID}` first, once it serves.
+
 End of file on the socket without `close` means `auditc` died: every child is stopped
 (SIGTERM, then SIGKILL after the grace period) and the run's temporary directories are
 removed. SIGTERM to the launcher does the same.
@@ -145,6 +147,7 @@ def _serve(state: _State) -> None:
     state.sock.setblocking(False)
     state.selector.register(state.sock, selectors.EVENT_READ)
     state.selector.register(state.wakeup[0], selectors.EVENT_READ)
+    _reply(state, {"ready": os.getpid()})
     while True:
         events = state.selector.select(0 if state.preload else None)
         for key, _ in events:

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 FORK_ENV = "AUDITC_FORK_STEPS"
 """Set to 0 to run every step in a fresh interpreter (`python -m runners.<step>`)."""
 
+LAUNCHER_START_S = 60.0
+"""How long the launcher may take to start (an executed one imports a little first)."""
 _LOST = -int(signal.SIGKILL)
 """The exit code given to children whose launcher vanished (they are killed with it)."""
 
@@ -128,9 +130,18 @@ class Launcher:
         self._running: dict[int, LaunchedProcess] = {}
         """Children by request id, until their exit is reported."""
         self._closed = False
+        """No more spawns: closing, or the launcher is gone."""
+        self._finished = False
+        """`close()` ran."""
+        self._ready = threading.Event()
         self._sock, self._proc, self._pid = self._start(allow_fork)
         self._reader = threading.Thread(target=self._read, name="auditc-launcher", daemon=True)
         self._reader.start()
+        if not self._ready.wait(LAUNCHER_START_S) or self._closed:
+            self.close()
+            raise BackendError(
+                "the process launcher did not start (its messages, if any, are above)"
+            )
         if preload:
             self._send({"op": "preload", "groups": list(preload)})
 
@@ -184,9 +195,9 @@ class Launcher:
     def close(self) -> None:
         """Stop the launcher (its children must be stopped first) and wait for it to exit."""
         with self._lock:
-            if self._closed:
+            if self._finished:
                 return
-            self._closed = True
+            self._finished = self._closed = True
         with contextlib.suppress(OSError):
             self._send({"op": "close"})
         with contextlib.suppress(OSError):
@@ -233,6 +244,9 @@ class Launcher:
         self._lost()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
+        if "ready" in message:
+            self._ready.set()
+            return
         request_id = message["id"]
         with self._lock:
             if "exit" in message:
@@ -258,6 +272,7 @@ class Launcher:
             self._waiting.clear()
             running = list(self._running.values())
             self._running.clear()
+        self._ready.set()
         for event, _, _ in waiting:
             event.set()
         for child in running:

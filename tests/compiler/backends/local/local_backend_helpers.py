@@ -5,9 +5,12 @@ A module with a name of its own (not `conftest`), so test files import it unambi
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import IO
 
 from compiler import Graph, load_project, resolve_graph
 
@@ -46,3 +49,50 @@ def git_commit_all(project: Path) -> str:
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "audit")
     return git("rev-parse", "HEAD")
+
+
+AUDITC = [str(Path(sys.executable).parent / "auditc")]
+"""The console script installed next to this interpreter (the venv's)."""
+
+
+def start_auditc(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`auditc ARGS` running in the background, stdout and stderr as text pipes."""
+    return subprocess.Popen(
+        [*AUDITC, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def read_until(stream: IO[str] | None, marker: str) -> str:
+    """Lines of a running process's output up to the first that contains `marker`."""
+    assert stream is not None
+    seen = []
+    for line in stream:
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"the process ended before {marker!r}:\n{''.join(seen)}")
+
+
+def write_method_project(root: Path, function_source: str, method_spec: str) -> Path:
+    """A project with a 3-row Dataset and one function Method `m` (module `steps`).
+
+    `function_source` is the module's code; `method_spec` is YAML added to the Method's
+    spec (it must name `implementation`).
+    """
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "rows.jsonl").write_text("".join(f'{{"text": "row {i}"}}\n' for i in range(3)))
+    (root / "modules" / "steps").mkdir(parents=True)
+    (root / "modules" / "steps" / "steps.py").write_text(function_source)
+    (root / "audit.yaml").write_text(
+        "kind: Dataset\nname: rows\nspec:\n  file: {path: data/rows.jsonl}\n"
+        "  columns: {text: string}\n---\n"
+        "kind: Module\nname: steps\nspec: {path: modules/steps}\n---\n"
+        "kind: Method\nname: m\nspec:\n  modules: [steps]\n  inputs: {rows: rows}\n"
+        "  output: {kind: Measurement, columns: {n: int64}}\n"
+        + "".join(f"  {line}\n" for line in method_spec.strip().splitlines())
+    )
+    return root

@@ -134,13 +134,14 @@ def test_stopping_a_step_stops_its_whole_tree(tmp_path: Path) -> None:
     assert not psutil.pid_exists(grandchild.pid) or grandchild.status() == psutil.STATUS_ZOMBIE
     with pytest.raises(Cancelled):
         supervisor.spawn([sys.executable, "-c", "pass"], log=log)
+    supervisor.close()
 
 
 def test_a_step_past_its_time_limit_is_stopped(tmp_path: Path) -> None:
-    supervisor = Supervisor()
-    proc = supervisor.spawn(
-        [sys.executable, "-c", "import time; time.sleep(60)"], log=tmp_path / "x.log"
-    )
-    started = time.monotonic()
-    assert supervisor.wait(proc, timeout=0.5) is None
-    assert proc.poll() is not None and time.monotonic() - started < 10
+    with Supervisor() as supervisor:
+        proc = supervisor.spawn(
+            [sys.executable, "-c", "import time; time.sleep(60)"], log=tmp_path / "x.log"
+        )
+        started = time.monotonic()
+        assert supervisor.wait(proc, timeout=0.5) is None
+        assert proc.poll() is not None and time.monotonic() - started < 10

@@ -1,0 +1,93 @@
+"""The process launcher: forked steps behave as executed ones, and nothing outlives it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from local_backend_helpers import load_graph
+
+from compiler.backends.local import run_local
+from compiler.backends.local._launch import FORK_ENV, forkable
+from compiler.backends.local._processes import Supervisor
+from schemas import Store
+
+DATASETS_HELP = [sys.executable, "-m", "runners.datasets", "--help"]
+BAD_CONFIG = [sys.executable, "-m", "runners.datasets", "/nonexistent/config.json"]
+
+
+def _launcher_of(supervisor: Supervisor) -> psutil.Process:
+    return psutil.Process(supervisor._launcher.pid)
+
+
+def test_steps_are_forked_and_other_commands_executed() -> None:
+    assert forkable(DATASETS_HELP, None)
+    assert forkable([sys.executable, "-m", "runners.evaluation", "c.json"], dict(os.environ))
+    assert not forkable([sys.executable, "-m", "runners.inference", "c.json"], None)
+    assert not forkable([sys.executable, "-c", "pass"], None)
+    # Python reads PYTHON* variables only at start-up: such a step gets a new interpreter.
+    assert not forkable(DATASETS_HELP, {**os.environ, "PYTHONPYCACHEPREFIX": "/tmp/x"})
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "executed"])
+def test_a_step_runs_the_same_forked_or_executed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool
+) -> None:
+    monkeypatch.setenv(FORK_ENV, "1" if fork else "0")
+    with Supervisor(tmp_dir=tmp_path) as supervisor:
+        launcher = _launcher_of(supervisor)
+        assert ("runners.launcher" in " ".join(launcher.cmdline())) is not fork
+        assert launcher.name() == "auditc-launch"
+        ok = supervisor.spawn(DATASETS_HELP, log=tmp_path / "help.log", name="auditc-dataset")
+        assert supervisor.wait(ok, timeout=60) == 0
+        bad = supervisor.spawn(BAD_CONFIG, log=tmp_path / "bad.log")
+        assert supervisor.wait(bad, timeout=60) == 2  # the entry point's "invalid config"
+    assert "usage: python -m runners.datasets" in (tmp_path / "help.log").read_text()
+    assert (
+        "error: invalid IngestConfig /nonexistent/config.json" in (tmp_path / "bad.log").read_text()
+    )
+
+
+def test_the_launcher_is_executed_when_another_thread_runs(tmp_path: Path) -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with Supervisor() as supervisor:
+            assert "runners.launcher" in " ".join(_launcher_of(supervisor).cmdline())
+            proc = supervisor.spawn(DATASETS_HELP, log=tmp_path / "help.log")
+            assert supervisor.wait(proc, timeout=60) == 0
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_children_die_with_a_killed_launcher(tmp_path: Path) -> None:
+    supervisor = Supervisor()
+    sleeper = supervisor.spawn(
+        [sys.executable, "-c", "import time; time.sleep(300)"], log=tmp_path / "sleep.log"
+    )
+    child = psutil.Process(sleeper.pid)
+    os.kill(supervisor._launcher.pid, signal.SIGKILL)
+    _, alive = psutil.wait_procs([child], timeout=20)
+    assert alive == []
+    assert sleeper.wait(timeout=10) == -signal.SIGKILL  # reported lost with its launcher
+    supervisor.close()
+
+
+def test_a_whole_run_in_executed_steps(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FORK_ENV, "0")
+    started = time.monotonic()
+    result = run_local(
+        load_graph(project), Store.open(tmp_path / "store"), selected=["label-counts"]
+    )
+    assert result.ok and [n.status for n in result.nodes] == ["ran", "ran"]
+    assert time.monotonic() - started < 120
