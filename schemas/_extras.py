@@ -46,7 +46,7 @@ EXTRA_MODULES: dict[Extra, tuple[str, ...]] = {
     ),
     "notebooks": ("papermill", "nbconvert", "nbformat", "ipykernel", "matplotlib"),
     "huggingface": ("huggingface_hub", "transformers", "torch"),
-    "kubernetes": ("pyarrow", "pulumi", "pulumi_kubernetes", "kubernetes_validate"),
+    "kubernetes": ("pyarrow", "pulumi", "pulumi_kubernetes", "kubernetes_validate", "packaging"),
     "s3": ("pyarrow",),
 }
 """The import names each extra of the `auditc` distribution provides (pyproject.toml)."""

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 @click.option(
     "--stack",
     default=None,
-    help="Read settings from stacks/Pulumi.<STACK>.yaml (its auditc:specs are the default PATHS).",
+    help="Read settings from stacks/Pulumi.<STACK>.yaml (its auditc:specs are the default "
+    "PATHS). Default for --target kubernetes without --store: the project's only stack.",
 )
 @click.option("--store", metavar="URI", default=None, help="Store the cluster uses (s3://…).")
 @click.option("--namespace", default=None, help="Kubernetes namespace.")
@@ -102,6 +103,8 @@ def command(
     )
 
     rendering = render_manifests(graph, config, stack=stack or "dev")
+    for message in rendering.warnings:
+        click.echo(f"warning: {message}", err=True)
     if validate:
         validate_manifests(rendering)
     written = write_manifests(rendering, out)
@@ -127,13 +130,11 @@ def _stack_config(
         overrides["namespace"] = namespace
     if store:
         overrides["store"] = {"uri": store}
+    if stack is None and "store" not in overrides:
+        stack = _only_stack(settings.project_dir)
+        click.echo(f"using stack {stack} (stacks/Pulumi.{stack}.yaml)", err=True)
     if stack is not None:
         config = load_stack_config(stack_file(settings.project_dir, stack), overrides)
-    elif "store" not in overrides:
-        raise UsageError(
-            "--target kubernetes needs a store: pass --stack NAME (stacks/Pulumi.NAME.yaml) "
-            "or --store URI"
-        )
     else:
         config = KubernetesConfig.from_mapping(overrides, "command-line options")
     if runner_image:
@@ -141,6 +142,29 @@ def _stack_config(
             update={"images": config.images.model_copy(update={"runner": runner_image})}
         )
     return config
+
+
+def _only_stack(project_dir: Path) -> str:
+    """The project's one stack (`stacks/Pulumi.<name>.yaml`), as `pulumi` picks its only stack.
+
+    Raises:
+        UsageError: there is no stack file, or more than one.
+    """
+    from compiler.backends.kubernetes import stack_file
+
+    found = sorted(
+        p.name[len("Pulumi.") : -len(".yaml")]
+        for p in stack_file(project_dir, "*").parent.glob("Pulumi.*.yaml")
+    )
+    if len(found) == 1:
+        return found[0]
+    listed = (
+        f" (stacks: {', '.join(found)})" if found else " (there is no stacks/Pulumi.<NAME>.yaml)"
+    )
+    raise UsageError(
+        "--target kubernetes needs a store: pass --stack NAME (stacks/Pulumi.NAME.yaml) "
+        f"or --store URI{listed}"
+    )
 
 
 def write_graph_json(graph: Graph, out: Path) -> list[Path]:

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from schemas import Issue, Quantity, SpecValidationError, UsageError, format_loc
@@ -104,6 +111,25 @@ class ImagesConfig(_Config):
     vllm: str | None = None
     """Overrides every `vllm` service's `runner.image`."""
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    runner_packages: list[str] = Field(default_factory=list)
+    """Pip requirements built into the runner image (`--build-arg EXTRA_PACKAGES`), such as
+    `alt-profanity-check==1.9.1`; `compile` warns about a python-runner Model whose
+    package is not among them."""
+    runner_extras: list[Literal["huggingface"]] = Field(default_factory=list)
+    """auditc extras built into the runner image (`--build-arg EXTRAS`); `huggingface`
+    runners need `huggingface`."""
+
+    @field_validator("runner_packages")
+    @classmethod
+    def _requirements(cls, value: list[str]) -> list[str]:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        for item in value:
+            try:
+                Requirement(item)
+            except InvalidRequirement as exc:
+                raise ValueError(f"{item!r} is not a pip requirement: {exc}") from None
+        return value
 
 
 class Toleration(_Config):

@@ -16,6 +16,7 @@ Pure: no pulumi, no file reads, no network.
 
 from __future__ import annotations
 
+import math
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG_DIR",
     "INPUTS_DIR",
+    "SERVER_HOST",
     "SERVER_PORT",
     "STARTED_FILE",
     "STATE_DIR",
@@ -53,6 +55,7 @@ __all__ = [
     "node_uri",
     "server_plan",
     "session_files",
+    "vllm_parallel_sizes",
 ]
 
 CONFIG_DIR = "/etc/auditc"
@@ -61,6 +64,8 @@ STATE_DIR = "/work/state"
 STARTED_FILE = f"{STATE_DIR}/started_at"
 SERVER_PORT = 8000
 """Port of auditc's and vLLM's servers inside a pod."""
+SERVER_HOST = "0.0.0.0"
+"""Servers in pods listen on the pod network: the kubelet's probes come to the pod IP."""
 
 _INPUT_KINDS = {"Dataset": "Dataset", "Evaluation": "Evaluation", "Method": "Measurement"}
 
@@ -250,6 +255,7 @@ def _vllm_plan(graph: Graph, node: Node, config: KubernetesConfig, host: str) ->
         str(SERVER_PORT),
         "--served-model-name",
         model_node.name,
+        *_parallel_args(node, service),
         *service.spec.runner.args,
     ]
     return ServerPlan(
@@ -262,6 +268,70 @@ def _vllm_plan(graph: Graph, node: Node, config: KubernetesConfig, host: str) ->
         wants_hf_token=True,
         server_json=None,
     )
+
+
+_PARALLEL_FLAGS = {
+    "--tensor-parallel-size": "tensor",
+    "-tp": "tensor",
+    "--pipeline-parallel-size": "pipeline",
+    "-pp": "pipeline",
+    "--data-parallel-size": "data",
+    "-dp": "data",
+}
+
+
+def vllm_parallel_sizes(args: Iterable[str]) -> dict[str, int]:
+    """The parallel sizes `vllm serve` arguments set (`{"tensor": 2}`), by kind.
+
+    Understands `--flag N`, `--flag=N` and the short forms `-tp`, `-pp`, `-dp`.
+
+    Raises:
+        ValueError: a size is not a positive integer.
+    """
+    found: dict[str, int] = {}
+    items = list(args)
+    for i, item in enumerate(items):
+        flag, equals, value = item.partition("=")
+        if flag not in _PARALLEL_FLAGS:
+            continue
+        text = value if equals else (items[i + 1] if i + 1 < len(items) else "")
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"{flag} expects a positive integer, got {text!r}")
+        found[_PARALLEL_FLAGS[flag]] = int(text)
+    return found
+
+
+def _parallel_args(node: Node, service: InferenceService) -> list[str]:
+    """`--tensor-parallel-size N` for N GPUs unless the args already split the model.
+
+    vLLM uses one GPU unless told otherwise, so a service that asks for N GPUs would
+    hold N - 1 of them idle; and args that use more or fewer GPUs than the pod gets
+    would fail at start or waste them.
+
+    Raises:
+        BackendError: the args' tensor × pipeline × data parallel sizes differ from
+            `resources.accelerator.count`.
+    """
+    accelerator = service.spec.resources.accelerator
+    gpus = accelerator.count if accelerator is not None else 0
+    try:
+        sizes = vllm_parallel_sizes(service.spec.runner.args)  # type: ignore[union-attr]
+    except ValueError as exc:
+        raise BackendError(
+            f"InferenceService/{node.name} ({node.location}): runner.args: {exc}"
+        ) from None
+    if not sizes:
+        return ["--tensor-parallel-size", str(gpus)] if gpus > 1 else []
+    used = math.prod(sizes.values())
+    if gpus and used != gpus:
+        detail = " × ".join(f"{kind} {size}" for kind, size in sizes.items())
+        raise BackendError(
+            f"InferenceService/{node.name} ({node.location}): resources.accelerator.count is "
+            f"{gpus} but runner.args make vLLM use {used} GPU(s) ({detail} parallel); make "
+            "them equal (without parallel sizes in the args, auditc sets "
+            f"--tensor-parallel-size {gpus})"
+        )
+    return []
 
 
 def _module_dirs(graph: Graph, names: Iterable[str]) -> list[str]:
@@ -339,7 +409,10 @@ def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> Node
     service = graph[evaluation.spec.service].resource
     assert isinstance(service, InferenceService)
     runner = service.spec.runner
-    server = server_plan(graph, service.name, config, "127.0.0.1")
+    # The kubelet probes the server at the pod IP, so it listens on every interface; a
+    # NetworkPolicy denies all ingress to evaluation pods, and the client in the same
+    # pod talks to it over loopback (which no NetworkPolicy filters).
+    server = server_plan(graph, service.name, config, SERVER_HOST)
     uri = node_uri(config.store.root, node)
     dataset_uri = node_uri(config.store.root, graph[evaluation.spec.dataset])
     step = EvaluationConfig(
@@ -406,7 +479,7 @@ def method_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFile
 
 def session_files(graph: Graph, service_name: str, config: KubernetesConfig) -> NodeFiles:
     """ConfigMap files of an InferenceSession's Deployment (servers listen on all interfaces)."""
-    server = server_plan(graph, service_name, config, "0.0.0.0")
+    server = server_plan(graph, service_name, config, SERVER_HOST)
     data = {"inputs.json": _inputs_json(graph, [service_name], config, started=False)}
     if server is not None and server.server_json is not None:
         data["server.json"] = server.server_json

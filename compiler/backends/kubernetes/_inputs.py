@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from schemas import BackendError, Store, StoreError
 
@@ -23,11 +25,13 @@ from ..._project import path_refs
 if TYPE_CHECKING:
     from ..._resolve import Graph
 
-__all__ = ["InputFile", "PushResult", "graph_inputs", "push_inputs"]
+__all__ = ["InputFile", "PushResult", "check_endpoint", "graph_inputs", "push_inputs"]
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+CONNECT_TIMEOUT_S = 5.0
+"""How long `auditc push` waits for an object store's endpoint to accept a connection."""
 
 
 @dataclass(frozen=True, order=True)
@@ -76,11 +80,16 @@ def push_inputs(graph: Graph, store_uri: str, *, dry_run: bool = False) -> PushR
     """
     from runners.fetch import blob_key, tree_key
 
+    check_endpoint(store_uri)
     store = Store.open(store_uri)
     result = PushResult()
     for item in graph_inputs(graph):
         key = blob_key(item.sha256) if item.type == "file" else tree_key(item.sha256)
-        if store.exists(key):
+        try:
+            present = store.exists(key)
+        except OSError as exc:
+            raise StoreError(f"cannot read the store {store_uri}: {exc}") from exc
+        if present:
             result.present.append(item)
             continue
         result.uploaded.append(item)
@@ -93,6 +102,38 @@ def push_inputs(graph: Graph, store_uri: str, *, dry_run: bool = False) -> PushR
             result.bytes += _upload_tree(store, source, item.sha256, item.path, graph.root)
         logger.info("pushed %s (sha256 %s…)", item.path, item.sha256[:12])
     return result
+
+
+def check_endpoint(store_uri: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast, naming the endpoint, when an object store's endpoint cannot be reached.
+
+    pyarrow's S3 client retries a refused or unresolvable endpoint for several seconds
+    and then raises an error that names only the key it wanted; one TCP connect with a
+    short timeout says what is wrong at once. Stores without `endpoint_override` (AWS
+    itself) and local paths are not checked here.
+
+    Raises:
+        StoreError: the endpoint's host cannot be resolved or does not accept connections.
+    """
+    endpoint = parse_qs(urlsplit(store_uri).query).get("endpoint_override", [""])[0]
+    if "://" not in store_uri or not endpoint:
+        return
+    host, _, port = endpoint.rpartition(":") if ":" in endpoint else (endpoint, "", "")
+    scheme = parse_qs(urlsplit(store_uri).query).get("scheme", ["https"])[0]
+    number = int(port) if port.isdigit() else (80 if scheme == "http" else 443)
+    try:
+        socket.create_connection((host.strip("[]"), number), timeout=timeout_s).close()
+    except OSError as exc:
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer within {timeout_s:g} s"
+        else:
+            reason = exc.strerror or str(exc)
+        raise StoreError(
+            f"cannot reach the store's endpoint {host}:{number}: {reason} (store {store_uri}); "
+            "check endpoint_override and that this machine can reach it (a cluster-internal "
+            "name resolves only inside the cluster: run `auditc push` where it does, or "
+            "through a port-forward)"
+        ) from None
 
 
 def _upload_file(store: Store, source: Path, sha256: str, label: str) -> int:

@@ -16,6 +16,7 @@ __all__ = [
     "ID_CHARS",
     "LABEL_PREFIX",
     "dns_label",
+    "indexed_job_reserve",
     "is_dns_label",
     "node_labels",
     "object_name",
@@ -34,26 +35,39 @@ def is_dns_label(name: str) -> bool:
     return len(name) <= DNS_LABEL_MAX and bool(_DNS_LABEL.match(name))
 
 
-def dns_label(base: str, *tail: str) -> str:
+def dns_label(base: str, *tail: str, reserve: int = 0) -> str:
     """`base-tail1-tail2…`, with `base` cut (and hashed) so the whole fits in 63 characters.
+
+    `reserve` keeps that many characters free for what Kubernetes appends to the name
+    (`-<index>` in an Indexed Job's pod hostnames).
 
     Example:
         >>> dns_label("toxicity-eval", "3f2a9c0b1d")
         'toxicity-eval-3f2a9c0b1d'
     """
+    limit = DNS_LABEL_MAX - reserve
     suffix = "".join(f"-{part}" for part in tail if part)
     name = base + suffix
-    if len(name) <= DNS_LABEL_MAX:
+    if len(name) <= limit:
         return name
     # Cutting alone could make two long names equal; a hash of the full base keeps them apart.
     digest = hashlib.sha256(base.encode()).hexdigest()[:4]
-    room = DNS_LABEL_MAX - len(suffix) - len(digest) - 1
+    room = limit - len(suffix) - len(digest) - 1
     return f"{base[:room].rstrip('-')}-{digest}{suffix}"
 
 
-def object_name(name: str, node_id: str, suffix: str = "") -> str:
-    """The name of a node's resources: `<name>-<id[:10]>[-suffix]`."""
-    return dns_label(name, node_id[:ID_CHARS], suffix)
+def object_name(name: str, node_id: str, suffix: str = "", *, reserve: int = 0) -> str:
+    """The name of a node's resources: `<name>-<id[:10]>[-suffix]` (see `dns_label`)."""
+    return dns_label(name, node_id[:ID_CHARS], suffix, reserve=reserve)
+
+
+def indexed_job_reserve(completions: int) -> int:
+    """Characters an Indexed Job's name must leave free for its pods' `-<index>` hostnames.
+
+    The Job controller names each pod's hostname `<job-name>-<index>`, which must be a
+    DNS label too: the largest index is `completions - 1`.
+    """
+    return 1 + len(str(max(completions - 1, 0)))
 
 
 def service_name(name: str) -> str:

@@ -22,6 +22,7 @@ from ._config import ContainerResources, KubernetesConfig
 from ._configs import CONFIG_DIR, INPUTS_DIR, STATE_DIR, ServerPlan
 
 __all__ = [
+    "RUN_AS_NAME",
     "RUN_AS_USER",
     "commit_container",
     "fetch_container",
@@ -41,15 +42,27 @@ PROBE_PERIOD_S = 5
 LIVENESS_PERIOD_S = 10
 LIVENESS_FAILURES = 6
 """A server that does not answer for a minute once it was given time to load is restarted."""
+RUN_AS_NAME = "auditc"
+"""`USER`/`LOGNAME` of every container: images without a passwd entry for the uid
+(vLLM's) otherwise fail in `getpass.getuser()`, which torch calls for its cache dirs."""
 _WRITABLE_ENV = {
     # Read-only root filesystem: every tool that writes under $HOME writes to /tmp.
     "HOME": "/tmp",
+    "USER": RUN_AS_NAME,
+    "LOGNAME": RUN_AS_NAME,
     "XDG_CACHE_HOME": "/tmp/.cache",
     "MPLCONFIGDIR": "/tmp/matplotlib",
     "IPYTHONDIR": "/tmp/ipython",
     "JUPYTER_RUNTIME_DIR": "/tmp/jupyter/runtime",
     "JUPYTER_DATA_DIR": "/tmp/jupyter/data",
     "PYTHONUNBUFFERED": "1",
+}
+_SERVER_CACHE_ENV = {
+    # Compilation caches of torch, Triton and vLLM, which default to paths under the
+    # image's read-only root or to a per-user temp dir named after getpass.getuser().
+    "TORCHINDUCTOR_CACHE_DIR": "/tmp/torchinductor",
+    "TRITON_CACHE_DIR": "/tmp/triton",
+    "VLLM_CACHE_ROOT": "/tmp/vllm",
 }
 
 
@@ -281,7 +294,12 @@ def server_container(
     slowly loading model (vLLM can take many minutes) is never killed while it loads.
     """
     resources = service.spec.resources
-    env = {**_WRITABLE_ENV, "HF_HOME": config.model_cache.mount_path, **plan.env}
+    env = {
+        **_WRITABLE_ENV,
+        **_SERVER_CACHE_ENV,
+        "HF_HOME": config.model_cache.mount_path,
+        **plan.env,
+    }
     mounts = [
         _mount("inputs", INPUTS_DIR, read_only=True),
         _mount("tmp", "/tmp"),

@@ -38,6 +38,7 @@ from runners.evaluation import EXIT_NOT_READY
 from schemas import BackendError, Dataset, Evaluation, InferenceService, InferenceSession, Method
 
 from . import _pods as pods
+from ._checks import pod_warnings
 from ._config import KubernetesConfig, PvcConfig
 from ._configs import (
     CONFIG_DIR,
@@ -48,7 +49,7 @@ from ._configs import (
     method_files,
     session_files,
 )
-from ._names import is_dns_label, node_labels, object_name, service_name
+from ._names import indexed_job_reserve, is_dns_label, node_labels, object_name, service_name
 
 if TYPE_CHECKING:
     from ..._resolve import Graph, Node
@@ -65,6 +66,14 @@ NOT_READY_EXIT_CODE = EXIT_NOT_READY
 CLIENT_CONTAINER = "client"
 COMMIT_DEADLINE_S = 1800
 _ANNOTATION_CONFIG = "auditc.io/config-hash"
+REPLACE_UNREADY = {"pulumi.com/replaceUnready": "true"}
+"""On every Job: the next `pulumi up` replaces a Job that failed (or never finished)
+instead of waiting on it again; without it, fixing the cause (say, `auditc push` of a
+missing input) and re-running `pulumi up` would not run the Job again."""
+KEEP_ON_DELETE = {"argocd.argoproj.io/sync-options": "Delete=false,Prune=false"}
+"""On what holds results and users' Secrets (the namespace, claims): a GitOps tool never
+deletes them either (Pulumi's equivalent is `retain_on_delete`)."""
+EVALUATION_INGRESS_POLICY = "auditc-evaluations-deny-ingress"
 
 
 def deploy(graph: Graph, config: KubernetesConfig) -> dict[str, Any]:
@@ -79,6 +88,8 @@ def deploy(graph: Graph, config: KubernetesConfig) -> dict[str, Any]:
         BackendError: two resources would get the same name, or a name is not a valid
             Kubernetes name.
     """
+    for message in pod_warnings(graph, config):
+        pulumi.log.warn(message)
     outputs = _Program(graph, config).build()
     for key, value in outputs.items():
         pulumi.export(key, value)
@@ -155,7 +166,14 @@ class _Program:
                 "pod-security.kubernetes.io/warn": "restricted",
             }
             name = self._name("Namespace", self.namespace)
-            ns = core.Namespace(name, metadata=meta.ObjectMetaArgs(name=name, labels=labels))
+            # Deleting a namespace deletes everything in it: the store's claim and the
+            # Secrets users created there. `pulumi destroy` (or renaming the namespace)
+            # leaves it in place; delete it by hand once its results are safe.
+            ns = core.Namespace(
+                name,
+                metadata=meta.ObjectMetaArgs(name=name, labels=labels, annotations=KEEP_ON_DELETE),
+                opts=pulumi.ResourceOptions(retain_on_delete=True),
+            )
             self.shared.append(ns)
         sa_name = self._name("ServiceAccount", SERVICE_ACCOUNT)
         account = core.ServiceAccount(
@@ -168,14 +186,15 @@ class _Program:
         created = [
             self._claim(pvc, pvc.size, base) for pvc in claims if pvc is not None and pvc.size
         ]
+        policy = self._evaluation_ingress_policy(base)
         # The account and the claims wait for the namespace: waiting for them is enough.
-        self.shared = [account, *created]
+        self.shared = [account, *created, policy]
 
     def _claim(self, pvc: PvcConfig, size: str, labels: dict[str, str]) -> pulumi.Resource:
         name = self._name("PersistentVolumeClaim", pvc.claim_name)
         return core.PersistentVolumeClaim(
             name,
-            metadata=self._meta(name, labels),
+            metadata=self._meta(name, labels, annotations=KEEP_ON_DELETE),
             spec=core.PersistentVolumeClaimSpecArgs(
                 access_modes=[pvc.access_mode],
                 storage_class_name=self.config.storage_class,
@@ -183,6 +202,21 @@ class _Program:
             ),
             # Deleting the claim would delete every result in it.
             opts=self._opts(retain_on_delete=True),
+        )
+
+    def _evaluation_ingress_policy(self, labels: dict[str, str]) -> pulumi.Resource:
+        """No ingress at all to evaluation pods: their servers listen on the pod network
+        only for the kubelet's probes (which NetworkPolicies never block), and the client
+        reaches its server over loopback."""
+        name = self._name("NetworkPolicy", EVALUATION_INGRESS_POLICY)
+        return networking.NetworkPolicy(
+            name,
+            metadata=self._meta(name, labels),
+            spec=networking.NetworkPolicySpecArgs(
+                pod_selector=meta.LabelSelectorArgs(match_labels={"auditc.io/role": "evaluation"}),
+                policy_types=["Ingress"],
+            ),
+            opts=self._opts(),
         )
 
     def _config_map(self, name: str, labels: dict[str, str], files: NodeFiles) -> core.ConfigMap:
@@ -256,7 +290,7 @@ class _Program:
         wait = pulumi.CustomTimeouts(create=f"{deadline_s + 300}s", update=f"{deadline_s + 300}s")
         return batch.Job(
             self._name("Job", name),
-            metadata=self._meta(name, labels),
+            metadata=self._meta(name, labels, annotations=REPLACE_UNREADY),
             spec=spec,
             opts=self._opts(*deps, delete_before_replace=True, custom_timeouts=wait),
         )
@@ -328,7 +362,7 @@ class _Program:
         service = self.graph[spec.service].resource
         assert isinstance(service, InferenceService)
         files = evaluation_files(self.graph, node, self.config)
-        name = object_name(node.name, node.id)
+        name = object_name(node.name, node.id, reserve=indexed_job_reserve(spec.shards))
         labels = node_labels(node.kind, node.name, node.id, "evaluation")
         config_map = self._config_map(name, labels, files)
         init = [pods.fetch_container(self.config)]

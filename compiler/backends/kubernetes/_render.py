@@ -19,6 +19,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import gc
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ class RenderedResource:
     dependencies: tuple[str, ...]
     """URNs of the resources it waits for (`depends_on` and inputs)."""
     wave: int = 0
+    retain_on_delete: bool = False
+    """Pulumi leaves it in the cluster when it is deleted from the program or the stack."""
 
     @property
     def kind(self) -> str:
@@ -96,6 +99,8 @@ class Rendering:
 
     resources: list[RenderedResource]
     outputs: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """What the program logged as warnings (`pulumi.log.warn`), in order."""
 
     def by_urn(self) -> dict[str, RenderedResource]:
         """Resources keyed by URN."""
@@ -154,6 +159,7 @@ class _RecordingMonitor(mocks.MockMonitor):
     def __init__(self, recorder: _RecordingMocks) -> None:
         super().__init__(recorder)
         self.dependencies: dict[str, tuple[str, ...]] = {}
+        self.retained: set[str] = set()
         self.order: list[str] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
@@ -164,6 +170,8 @@ class _RecordingMonitor(mocks.MockMonitor):
         id_ = f"{request.name}-id"
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         self.dependencies[urn] = tuple(request.dependencies)
+        if request.retainOnDelete:
+            self.retained.add(urn)
         self.order.append(urn)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_)
 
@@ -277,8 +285,14 @@ def render_manifests(
     atexit.unregister(_freeze_at_exit)  # once, however many renderings
     atexit.register(_freeze_at_exit)
     monitor = _RecordingMonitor(_RecordingMocks())
+    warnings = _WarningLog()
     mocks.set_mocks(
-        monitor.mocks, project=CONFIG_NAMESPACE, stack=stack, preview=False, monitor=monitor
+        monitor.mocks,
+        project=CONFIG_NAMESPACE,
+        stack=stack,
+        preview=False,
+        monitor=monitor,
+        logger=warnings.logger,
     )
     outputs: dict[str, Any] = {}
     loops: list[asyncio.AbstractEventLoop] = []
@@ -308,7 +322,25 @@ def render_manifests(
         for loop in loops:  # Pulumi's loop outlives the program: give it a thread pool back
             loop.set_default_executor(concurrent.futures.ThreadPoolExecutor())
     with _gc_paused():
-        return Rendering(_ordered(monitor), outputs)
+        return Rendering(_ordered(monitor), outputs, warnings.messages)
+
+
+class _WarningLog(logging.Handler):
+    """Collects what the program logs at WARNING or above, for the caller to show.
+
+    Under the mock runtime `pulumi.log.warn` goes to a Python logger; this one is private
+    (not in the logging tree), so nothing reaches the root logger's handlers.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.logger = logging.Logger("auditc.kubernetes.program", logging.WARNING)
+        self.logger.propagate = False
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -331,11 +363,22 @@ def _ordered(monitor: _RecordingMonitor) -> list[RenderedResource]:
         if not type_token.startswith("kubernetes:"):
             continue  # the provider and the stack are Pulumi's own
         manifest = _clean(registered[urn].state)
-        found[urn] = RenderedResource(type_token, urn, manifest, monitor.dependencies[urn])
+        found[urn] = RenderedResource(
+            type_token,
+            urn,
+            manifest,
+            monitor.dependencies[urn],
+            retain_on_delete=urn in monitor.retained,
+        )
     waves = _waves(found)
     ranked = [
         RenderedResource(
-            r.type, r.urn, _with_wave(r.manifest, waves[r.urn]), r.dependencies, waves[r.urn]
+            r.type,
+            r.urn,
+            _with_wave(r.manifest, waves[r.urn]),
+            r.dependencies,
+            waves[r.urn],
+            r.retain_on_delete,
         )
         for r in found.values()
     ]

@@ -110,8 +110,13 @@ def test_everything_waits_for_the_shared_resources(rendering: Rendering) -> None
     for resource in rendering.resources:
         if resource.kind != "Namespace":
             assert "Namespace/auditc" in rendering.waits_for(resource)
-        if resource.kind not in ("Namespace", "ServiceAccount"):
+        shared = resource.kind in ("Namespace", "ServiceAccount") or (
+            resource.name == "auditc-evaluations-deny-ingress"
+        )
+        if not shared:
             assert "ServiceAccount/auditc-runner" in rendering.waits_for(resource)
+            # No evaluation pod starts before the policy that shields its server exists.
+            assert "NetworkPolicy/auditc-evaluations-deny-ingress" in rendering.waits_for(resource)
 
 
 def test_plain_properties_match_pulumi() -> None:
