@@ -33,6 +33,7 @@ lint: $(VENV)/.installed-all  ## ruff, mypy --strict and the import-layer contra
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	MYPYPATH=tests/kubelet $(VENV)/bin/mypy --strict --ignore-missing-imports tests/kubelet
 
 test: $(VENV)/.installed-all system-deps lint  ## install everything, lint, run the whole test suite
 	$(VENV)/bin/pytest
