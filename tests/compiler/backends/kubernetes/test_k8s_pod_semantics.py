@@ -37,7 +37,7 @@ CACHE_VARIABLES = (
 def _job(rendering: Rendering, graph: Graph, name: str) -> dict[str, Any]:
     for resource in rendering.resources:
         labels = resource.manifest["metadata"]["labels"]
-        role = labels["auditc.io/role"]
+        role = labels.get("auditc.io/role")
         if resource.kind == "Job" and labels["auditc.io/name"] == name and role != "commit":
             return resource.manifest
     raise KeyError(name)
