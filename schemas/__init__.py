@@ -3,8 +3,8 @@
 Example:
     >>> from schemas import Evaluation
     >>> Evaluation.model_validate({"kind": "Evaluation", "name": "e",
-    ...     "spec": {"service": "s", "dataset": "d"}}).spec.concurrency
-    64
+    ...     "spec": {"service": "s", "dataset": "d", "concurrency": "auto"}}).spec.concurrency
+    'auto'
 """
 
 from ._adapters import *  # noqa: F403

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PlainValidator, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError, PydanticKnownError
 
 from ._adapters import AdapterPipeline
 from ._base import (
@@ -36,7 +37,11 @@ __all__ = [
     "DEFAULT_TOTAL_TIMEOUT",
     "KINDS",
     "WORKFLOW_KINDS",
+    "DEFAULT_AUTO_CONCURRENCY_MAX",
+    "DEFAULT_AUTO_CONCURRENCY_START",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "Accelerator",
+    "AdaptiveConcurrency",
     "AnyResource",
     "ContainerRunner",
     "Dataset",
@@ -75,6 +80,13 @@ __all__ = [
 ]
 
 DEFAULT_CONCURRENCY = 64
+"""Requests in flight per shard when `concurrency` is not set and the runner is auditc's own."""
+DEFAULT_AUTO_CONCURRENCY_MAX = 512
+"""The most requests in flight `concurrency: auto` tries (per shard)."""
+DEFAULT_AUTO_CONCURRENCY_START = 4
+"""Where `concurrency: auto` starts: low, so a slow server is never flooded at first."""
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 2**20
+"""Largest response body accepted per row of a request (16 MiB)."""
 DEFAULT_BATCH_SIZE = 1
 DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_TOTAL_TIMEOUT = 7200.0
@@ -379,16 +391,83 @@ class ErrorPolicy(SpecModel):
     """The evaluation fails (after writing every row) if more rows than this fraction errored."""
 
 
+class AdaptiveConcurrency(SpecModel):
+    """`concurrency: auto` within bounds: the client finds the level that keeps the server busy."""
+
+    min: int = Field(default=1, ge=1, le=4096)
+    """Fewest requests in flight (per shard)."""
+    max: int = Field(default=DEFAULT_AUTO_CONCURRENCY_MAX, ge=1, le=4096)
+    """Most requests in flight (per shard)."""
+    start: int | None = Field(default=None, ge=1, le=4096)
+    """Level to start from (default 4, within `min`..`max`)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptiveConcurrency:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be >= min ({self.min})")
+        if self.start is not None and not self.min <= self.start <= self.max:
+            raise ValueError(
+                f"start ({self.start}) must lie within min ({self.min}) and max ({self.max})"
+            )
+        return self
+
+
+_MAX_CONCURRENCY = 4096
+
+
+def _concurrency(value: Any) -> int | Literal["auto"] | AdaptiveConcurrency | None:
+    """One clear error for `concurrency` (a plain union would report one per alternative)."""
+    if value is None or value == "auto" or isinstance(value, AdaptiveConcurrency):
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise PydanticKnownError("greater_than_equal", {"ge": 1})
+        if value > _MAX_CONCURRENCY:
+            raise PydanticKnownError("less_than_equal", {"le": _MAX_CONCURRENCY})
+        return value
+    if isinstance(value, dict):
+        try:
+            return AdaptiveConcurrency.model_validate(value)
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise PydanticCustomError(
+                error["type"],
+                "{where}{message}",
+                {"where": f"{where}: " if where else "", "message": error["msg"]},
+            ) from None
+    raise PydanticCustomError(
+        "concurrency_type",
+        "expected a number of requests in flight (1 to {most}), 'auto', or a mapping of "
+        "min, max and start",
+        {"most": _MAX_CONCURRENCY},
+    )
+
+
 class EvaluationSpec(SpecModel):
     """Every row of a Dataset through an InferenceService, `replications` times."""
 
     service: ResourceName
     dataset: ResourceName
     replications: int = Field(default=1, ge=1, le=1000)
-    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=4096)
-    """Requests in flight at once (per shard)."""
+    concurrency: Annotated[
+        int | Literal["auto"] | AdaptiveConcurrency | None,
+        PlainValidator(
+            _concurrency,
+            json_schema_input_type=Annotated[int, Field(ge=1, le=4096)]
+            | Literal["auto"]
+            | AdaptiveConcurrency
+            | None,
+        ),
+    ] = None
+    """Requests in flight at once (per shard): a number pins it; `auto` (or `{min, max}`) adapts
+    it to the server while the evaluation runs. Default: `auto` for `external` and `vllm`
+    services, 64 for auditc's own runners."""
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=4096)
     """Rows per request; above 1 needs `interface.batching`."""
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024, le=2**31)
+    """Largest response body accepted per row of a request (a batched response of n rows may be
+    n times as large); a larger answer is recorded as a `too-large` row error."""
     timeouts: Timeouts = Field(default_factory=Timeouts)
     retries: RetryPolicy = Field(default_factory=RetryPolicy)
     errors: ErrorPolicy = Field(default_factory=ErrorPolicy)

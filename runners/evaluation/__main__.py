@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from schemas import AuditcError, format_loc
 
 from . import EvaluationConfig, EvaluationResult, run_evaluation
+from ._redact import SecretFilter, redact
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERNAL = 0, 1, 3
 
@@ -59,6 +60,15 @@ def _load_config(path: str, shard: str | None) -> EvaluationConfig:
     return config
 
 
+def _redact_logs(config: EvaluationConfig) -> str | None:
+    """Install a filter that keeps the config's API key out of every log line; the key."""
+    secret = os.environ.get(config.api_key_env) if config.api_key_env else None
+    if secret:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(SecretFilter(secret))
+    return secret or None
+
+
 def _write_result(path: str | None, result: EvaluationResult) -> None:
     if path is not None:
         Path(path).write_text(result.model_dump_json(indent=2))
@@ -77,13 +87,14 @@ def command(config: str, shard: str | None, result_path: str | None, log_level: 
         stream=sys.stderr,
     )
     evaluation_config = _load_config(config, shard)
+    secret = _redact_logs(evaluation_config)
     try:
         result = run_evaluation(evaluation_config)
     except AuditcError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {redact(str(exc), secret)}", err=True)
         sys.exit(exc.exit_code or EXIT_FAILED)
     except Exception:
-        click.echo(traceback.format_exc(), err=True)
+        click.echo(redact(traceback.format_exc(), secret), err=True)
         click.echo("internal error in the evaluation client (a bug: please report it)", err=True)
         sys.exit(EXIT_INTERNAL)
     _write_result(result_path, result)
@@ -92,7 +103,7 @@ def command(config: str, shard: str | None, result_path: str | None, log_level: 
         f"{result.requests} requests, {result.retries} retries in {result.duration_s:.1f} s"
     )
     if result.status == "failed":
-        click.echo(f"error: {result.message} ({summary})", err=True)
+        click.echo(f"error: {redact(result.message or '', secret)} ({summary})", err=True)
         sys.exit(EXIT_FAILED)
     click.echo(f"evaluation complete: {summary}", err=True)
     sys.exit(EXIT_OK)

@@ -8,7 +8,8 @@ throughput is bound by its own CPU time per request (reference/performance.md):
 - rows are read in Arrow record batches and mapped to request bodies with adapters
   compiled once; each body is serialised once (orjson) and reused for replications;
 - `concurrency` worker coroutines share one aiohttp `ClientSession` whose connector
-  holds `concurrency` connections;
+  holds `concurrency` connections; with `concurrency: auto`, `max` workers take a slot
+  of an `InFlightGate` around each request, whose limit an `AdaptiveController` moves;
 - results are appended as tuples; Parquet parts are built and written in a thread;
 - progress, the total timeout and time-based flushes run in one ticker task.
 """
@@ -36,7 +37,9 @@ from schemas import (
 )
 
 from ..adapters import AdapterError, compile_pipeline
+from ._adaptive import AdaptiveController, AdaptiveSettings, concurrency_plan
 from ._config import EvaluationConfig, EvaluationResult
+from ._gate import InFlightGate
 from ._io import (
     Committed,
     PartWriter,
@@ -47,6 +50,7 @@ from ._io import (
 )
 from ._progress import Reporter, make_reporter
 from ._ready import wait_for_service
+from ._redact import REDACTED, redact
 
 __all__ = ["read_api_key", "run_evaluation", "run_evaluation_async"]
 
@@ -58,10 +62,16 @@ MAX_LOGGED_ROW_ERRORS = 10
 """Row errors logged one by one; later ones only count."""
 _MAX_ERROR_TEXT = 300
 
-Unit = tuple[list[tuple[int, int]], bytes | None, tuple[str, str] | None]
-"""One request: its (`_index_`, `_replication_`) keys, its body, or the error that prevents it."""
+Unit = tuple[list[tuple[int, int]], bytes | list[bytes] | None, tuple[str, str] | None]
+"""One request: its (`_index_`, `_replication_`) keys, its body (the rows' bodies when
+batched), or the error that prevents it."""
 Outcome = tuple[Any, str | None, str]
 """(parsed response, error type or None, error message)."""
+Exchange = tuple[int, bytes, str | None, tuple[str, str] | None]
+"""One HTTP exchange: (status, body, Retry-After, or the (kind, message) of a failure)."""
+
+_NOT_SPLIT = frozenset({"connect", "timeout", "http-429", "http-502", "http-503", "http-504"})
+"""Failures of a batched request that say nothing about its rows: the batch is not split."""
 
 
 def _short(text: str) -> str:
@@ -144,7 +154,17 @@ class _Client:
             f" shard {config.shard_index}/{config.shard_count}" if config.shard_count > 1 else ""
         )
         self.url = config.base_url.rstrip("/") + interface.endpoint
-        self.headers = json_headers(read_api_key(config.api_key_env))
+        api_key = read_api_key(config.api_key_env)
+        self.headers = json_headers(api_key)
+        self.secret = api_key
+        self.secret_bytes = api_key.encode() if api_key else None
+        plan = concurrency_plan(config.evaluation, config.service, config.concurrency_cap)
+        self.adaptive = plan if isinstance(plan, AdaptiveSettings) else None
+        self.workers = plan.maximum if isinstance(plan, AdaptiveSettings) else plan
+        self.fixed_level = plan if isinstance(plan, int) else None
+        self.controller: AdaptiveController | None = None
+        self.gate: InFlightGate | None = None
+        self.max_response_bytes = spec.max_response_bytes
         self.request_one = compile_pipeline(interface.request, name="interface.request").one
         self.response_one = compile_pipeline(interface.response, name="interface.response").one
         self.columns = tuple(interface.output)
@@ -166,6 +186,9 @@ class _Client:
         self.last_answer = 0.0
         # Run state, set up in run().
         self.rows: list[tuple[Any, ...]] = []
+        self.produced = False
+        """The producer has queued every unit."""
+        self.split_logged = False
         self.writes: set[asyncio.Task[None]] = set()
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None
@@ -224,44 +247,33 @@ class _Client:
 
     @staticmethod
     def _batch_unit(items: list[tuple[tuple[int, int], bytes]]) -> Unit:
-        # The bodies are already JSON: join them instead of serialising the list again.
-        return [key for key, _ in items], b"[" + b",".join(body for _, body in items) + b"]", None
+        return [key for key, _ in items], [body for _, body in items], None
 
     # ------------------------------------------------------------- sending
 
-    async def _post(self, session: Any, body: bytes) -> Outcome:
-        """POST with retries of connection errors, timeouts, 429 and 5xx."""
-        import aiohttp
+    async def _post(self, session: Any, body: bytes, rows: int = 1) -> Outcome:
+        """POST with retries of connection errors, timeouts, 429 and 5xx.
 
+        A request of several rows is not retried on an HTTP 500 (or 501, 505…): one bad row
+        may cause it, so the caller splits the request instead.
+        """
         attempt = 0
+        limit = self.max_response_bytes * rows
         while True:
             attempt += 1
-            self.requests += 1
-            if not self.first_send:
-                self.first_send = time.monotonic()
-            retry_after = None
-            try:
-                async with session.post(self.url, data=body) as response:
-                    status = response.status
-                    raw = await response.read()
-                    if status == 429 or status == 503:
-                        retry_after = response.headers.get("Retry-After")
-            except TimeoutError:
-                kind, message = "timeout", f"no response within {self.request_timeout:g} s"
-            except aiohttp.ClientError as exc:
-                kind, message = (
-                    "connect",
-                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-                )
+            status, raw, retry_after, failure = await self._exchange(session, body, limit)
+            if failure is not None:
+                kind, message = failure
+                if kind == "too-large":
+                    return None, kind, message
             else:
-                self.last_answer = time.monotonic()
                 if status < 300:
                     try:
                         return orjson.loads(raw), None, ""
                     except orjson.JSONDecodeError as exc:
                         return None, "bad-json", f"the response is not JSON ({exc}): {raw[:80]!r}"
                 kind, message = f"http-{status}", f"HTTP {status}: {_error_text(raw)}"
-                if status != 429 and status < 500:
+                if not _transient(status, rows):
                     return None, kind, message
             if attempt >= self.max_attempts:
                 return None, kind, f"{message} (after {attempt} attempts)"
@@ -270,6 +282,75 @@ class _Client:
                 return None, kind, f"{message} (no time left to retry before timeouts.total)"
             self.retries += 1
             await asyncio.sleep(delay)
+
+    async def _exchange(self, session: Any, body: bytes, limit: int) -> Exchange:
+        """One request and its answer, through the gate of `concurrency: auto` if there is one."""
+        import aiohttp
+
+        gate, controller = self.gate, self.controller
+        if gate is not None:
+            await gate.acquire()
+        epoch = controller.epoch if controller is not None else 0
+        self.requests += 1
+        sent = time.monotonic()
+        if not self.first_send:
+            self.first_send = sent
+        status, raw, retry_after, failure = 0, b"", None, None
+        try:
+            async with session.post(self.url, data=body) as response:
+                status = response.status
+                read = await _read_at_most(response, limit)
+                if status == 429 or status == 503:
+                    retry_after = response.headers.get("Retry-After")
+        except TimeoutError:
+            failure = ("timeout", f"no response within {self.request_timeout:g} s")
+        except aiohttp.ClientError as exc:
+            failure = (
+                "connect",
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+            )
+        else:
+            if read is None:
+                failure = (
+                    "too-large",
+                    f"HTTP {status}: the response is larger than max_response_bytes allows "
+                    f"({limit:,} bytes for {limit // self.max_response_bytes} row(s)); "
+                    "it was not read",
+                )
+            else:
+                raw = read
+                secret = self.secret_bytes
+                if secret is not None and secret in raw:
+                    raw = raw.replace(secret, REDACTED.encode())
+        finally:
+            if gate is not None:
+                gate.release()
+        now = time.monotonic()
+        if failure is None or failure[0] == "too-large":
+            self.last_answer = now
+        if controller is not None:
+            self._observe(controller, epoch, now - sent, now, status, failure)
+        return status, raw, retry_after, failure
+
+    def _observe(
+        self,
+        controller: AdaptiveController,
+        epoch: int,
+        latency: float,
+        now: float,
+        status: int,
+        failure: tuple[str, str] | None,
+    ) -> None:
+        """Tell the controller how a request ended; apply the level it decides."""
+        if failure is not None and failure[0] != "too-large":
+            changed = failure[0] == "timeout" and controller.congested(epoch, now, "a timeout")
+        elif status == 429 or status == 503:
+            changed = controller.congested(epoch, now, f"HTTP {status}")
+        else:
+            changed = controller.answered(epoch, latency, now)
+        if changed:
+            assert self.gate is not None
+            self.gate.set_limit(controller.level, controller.increase_over_s)
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
         """Seconds before the next attempt: the server's Retry-After, else jittered exponential."""
@@ -292,6 +373,7 @@ class _Client:
         self.done += 1
 
     def _record_error(self, key: tuple[int, int], kind: str, message: str) -> None:
+        message = redact(message, self.secret)
         if self.abort:
             self._stop(
                 f"row _index_={key[0]} _replication_={key[1]} failed ({kind}: {message}) "
@@ -313,31 +395,58 @@ class _Client:
         if error is not None:
             for key in keys:
                 self._record_error(key, *error)
-        else:
-            assert body is not None
+        elif isinstance(body, bytes):
             output, kind, message = await self._post(session, body)
             if kind is not None:
-                for key in keys:
-                    self._record_error(key, kind, message)
-            elif not self.batched:
-                self._record(keys[0], output)
-            elif not isinstance(output, list) or len(output) != len(keys):
-                found = (
-                    f"a list of {len(output)}"
-                    if isinstance(output, list)
-                    else type(output).__name__
-                )
-                for key in keys:
-                    self._record_error(
-                        key,
-                        "bad-response",
-                        f"expected a JSON list of {len(keys)} results, got {found}",
-                    )
+                self._record_error(keys[0], kind, message)
             else:
-                for key, item in zip(keys, output, strict=True):
-                    self._record(key, item)
+                self._record(keys[0], output)
+        else:
+            assert body is not None
+            await self._send_batch(session, keys, body)
         if len(self.rows) >= self.config.part_rows:
             await asyncio.shield(self._flush())
+
+    async def _send_batch(
+        self, session: Any, keys: list[tuple[int, int]], bodies: list[bytes]
+    ) -> None:
+        """Send rows as one request; when it fails in a way one row can cause, send each half.
+
+        Halving finds the failing rows in a few requests, so one bad row costs only its own
+        result, not those of the rows batched with it.
+        """
+        # The bodies are already JSON: join them instead of serialising the list again.
+        output, kind, message = await self._post(
+            session, b"[" + b",".join(bodies) + b"]", len(keys)
+        )
+        if kind is None:
+            if isinstance(output, list) and len(output) == len(keys):
+                for key, item in zip(keys, output, strict=True):
+                    self._record(key, item)
+                return
+            found = (
+                f"a list of {len(output)}" if isinstance(output, list) else type(output).__name__
+            )
+            kind, message = (
+                "bad-response",
+                f"expected a JSON list of {len(keys)} results, got {found}",
+            )
+        if len(keys) > 1 and kind not in _NOT_SPLIT and self.stop_reason is None:
+            if not self.split_logged:
+                self.split_logged = True
+                logger.info(
+                    "%s: a request of %d rows failed (%s); sending its halves separately to "
+                    "find the rows that fail (logged once)",
+                    self.title,
+                    len(keys),
+                    kind,
+                )
+            half = len(keys) // 2
+            await self._send_batch(session, keys[:half], bodies[:half])
+            await self._send_batch(session, keys[half:], bodies[half:])
+            return
+        for key in keys:
+            self._record_error(key, kind, message)
 
     def _flush(self) -> asyncio.Task[None]:
         """Hand the buffered rows to the writer; parts are written one at a time, in order."""
@@ -359,6 +468,7 @@ class _Client:
     # ------------------------------------------------------------- control
 
     def _stop(self, reason: str) -> None:
+        reason = redact(reason, self.secret)
         if self.stop_reason is None:
             self.stop_reason = reason
         self.stopped.set()
@@ -377,6 +487,7 @@ class _Client:
             self.fatal = exc
             self.stopped.set()
             return
+        self.produced = True
         for _ in range(workers):
             await queue.put(None)
 
@@ -389,12 +500,16 @@ class _Client:
             self.fatal = exc
             self.stopped.set()
 
-    async def _tick(self, reporter: Reporter) -> None:
+    async def _tick(self, reporter: Reporter, queue: asyncio.Queue[Unit | None]) -> None:
         interval = self.config.flush_interval_s
+        controller = self.controller
         while True:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
             reporter.update(self.done, self.errors)
+            if controller is not None and self._tail(queue, controller):
+                # Too few rows left to fill the level: the tail says nothing about the server.
+                controller.freeze(now, "the last rows are being sent")
             if now >= self.deadline:
                 self._stop(
                     f"the evaluation ran past timeouts.total ({self.spec.timeouts.total:g} s); "
@@ -402,6 +517,11 @@ class _Client:
                 )
             if self.rows and now - self.last_flush >= interval:
                 self._flush()
+
+    def _tail(self, queue: asyncio.Queue[Unit | None], controller: AdaptiveController) -> bool:
+        """Whether the rows left to send can no longer fill the controller's level."""
+        waiting = self.gate.waiting if self.gate is not None else 0
+        return self.produced and queue.qsize() + waiting < controller.level
 
     # ------------------------------------------------------------- run
 
@@ -432,7 +552,17 @@ class _Client:
     async def _send_all(self, units: Iterator[list[Unit]], reporter: Reporter) -> None:
         import aiohttp
 
-        concurrency = self.spec.concurrency
+        concurrency = self.workers
+        if self.adaptive is not None:
+            self.controller = AdaptiveController(self.adaptive, now=time.monotonic())
+            self.gate = InFlightGate(self.adaptive.start)
+            logger.info(
+                "%s: concurrency auto, from %d between %d and %d requests in flight",
+                self.title,
+                self.adaptive.start,
+                self.adaptive.minimum,
+                self.adaptive.maximum,
+            )
         queue: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=concurrency * 4)
         connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0)
         timeout = aiohttp.ClientTimeout(total=self.request_timeout)
@@ -442,7 +572,7 @@ class _Client:
             stop_signals = self._stop_on_signals()
             producer = asyncio.create_task(self._produce(queue, units, concurrency))
             workers = [asyncio.create_task(self._work(session, queue)) for _ in range(concurrency)]
-            ticker = asyncio.create_task(self._tick(reporter))
+            ticker = asyncio.create_task(self._tick(reporter, queue))
             everything = asyncio.gather(*workers)
             stopped = asyncio.create_task(self.stopped.wait())
             try:
@@ -454,6 +584,8 @@ class _Client:
                 await asyncio.gather(producer, ticker, stopped, everything, return_exceptions=True)
                 await asyncio.gather(*self.writes)
                 await self._flush()
+                if self.gate is not None:
+                    self.gate.close()
                 loop = asyncio.get_running_loop()
                 for signum in stop_signals:
                     loop.remove_signal_handler(signum)
@@ -484,6 +616,22 @@ class _Client:
             f"interrupted by {name}; the rows answered so far are written: run it again to resume"
         )
 
+    def _final_concurrency(self) -> int:
+        """The level at the end of the run (auto: logged with where it settled)."""
+        controller = self.controller
+        if controller is None:
+            return self.fixed_level or self.workers
+        logger.info(
+            "%s: concurrency auto ended at %d requests in flight (%s; %d changes)",
+            self.title,
+            controller.level,
+            f"settled at {controller.settled}"
+            if controller.settled is not None
+            else "still ramping up when the rows ran out",
+            len(controller.history),
+        )
+        return controller.level
+
     def _result(self, committed: Committed, start: float) -> EvaluationResult:
         rows = committed.rows + self.written
         errors = committed.errors + self.errors
@@ -500,6 +648,7 @@ class _Client:
             )
         in_flight = self.last_answer - self.first_send if self.first_send else 0.0
         return EvaluationResult(
+            concurrency=self._final_concurrency(),
             rows=rows,
             errors=errors,
             requests=self.requests,
@@ -510,6 +659,38 @@ class _Client:
             status=status,
             message=message,
         )
+
+
+def _transient(status: int, rows: int) -> bool:
+    """Whether an HTTP error status is worth sending the same request again."""
+    if status == 429 or status in (502, 503, 504):
+        return True
+    return status >= 500 and rows == 1  # a batch that fails with a 500 is split instead
+
+
+async def _read_at_most(response: Any, limit: int) -> bytes | None:
+    """The response body, or None (the connection closed) when it is larger than `limit`.
+
+    With a Content-Length (and no Content-Encoding, which could inflate it) the length is
+    checked before reading; otherwise the body is read chunk by chunk up to the limit, so
+    a server streaming gigabytes costs at most `limit` bytes of memory.
+    """
+    length = response.content_length
+    if length is not None and "Content-Encoding" not in response.headers:
+        if length > limit:
+            response.close()
+            return None
+        body: bytes = await response.read()
+        return body
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def run_evaluation_async(config: EvaluationConfig) -> EvaluationResult:

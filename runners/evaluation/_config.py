@@ -17,7 +17,7 @@ __all__ = [
 
 DEFAULT_PART_ROWS = 100_000
 """Rows per Parquet part (one row group): large parts read fast and cost little to write."""
-DEFAULT_FLUSH_INTERVAL_S = 60.0
+DEFAULT_FLUSH_INTERVAL_S = 5.0
 """A part is also written after this many seconds, so a killed run loses at most this much."""
 
 
@@ -54,6 +54,9 @@ class EvaluationConfig(BaseModel):
     """Rows per output part (and row group)."""
     flush_interval_s: float = Field(default=DEFAULT_FLUSH_INTERVAL_S, gt=0)
     """Seconds after which buffered rows are written even if fewer than `part_rows`."""
+    concurrency_cap: int | None = Field(default=None, ge=1)
+    """Most requests in flight for this shard whatever `concurrency` says (a stack's share of
+    a shared service's total, set by the Kubernetes backend)."""
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> EvaluationConfig:
@@ -71,6 +74,8 @@ class EvaluationResult(BaseModel):
 
     rows: int
     """Output rows this shard's parts hold now (resumed ones included)."""
+    concurrency: int = 0
+    """Requests in flight at the end (with `concurrency: auto`, where the controller got to)."""
     errors: int
     """Of those, rows with an error."""
     requests: int

@@ -6,12 +6,30 @@ from typing import Any
 
 import orjson
 
-from schemas import DEFAULT_REQUEST_TIMEOUT, InferenceError, InferenceService
+from schemas import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_REQUEST_TIMEOUT,
+    InferenceError,
+    InferenceService,
+)
 
 from ..adapters import compile_pipeline
 from ._client import _error_text, json_headers
+from ._redact import REDACTED
 
 __all__ = ["infer_row"]
+
+
+def _read_at_most(response: Any, limit: int) -> bytes | None:
+    """The body of a streamed httpx response, or None when it is longer than `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def infer_row(
@@ -21,6 +39,7 @@ def infer_row(
     api_key: str | None = None,
     *,
     timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> dict[str, Any]:
     """Send one row through the service's adapters and return its output row.
 
@@ -30,6 +49,7 @@ def infer_row(
         row: A dataset row (a JSON object).
         api_key: Sent as `Authorization: Bearer` when given.
         timeout: Seconds for the request.
+        max_response_bytes: A longer answer is an error (and is not read).
 
     Returns:
         The declared output columns of the response (missing ones are None).
@@ -46,24 +66,36 @@ def infer_row(
     request = compile_pipeline(interface.request, name="interface.request").one(row)
     url = base_url.rstrip("/") + interface.endpoint
     try:
-        response = httpx.post(
-            url, content=orjson.dumps(request), headers=json_headers(api_key), timeout=timeout
-        )
+        with httpx.stream(
+            "POST",
+            url,
+            content=orjson.dumps(request),
+            headers=json_headers(api_key),
+            timeout=timeout,
+        ) as response:
+            content = _read_at_most(response, max_response_bytes)
     except httpx.HTTPError as exc:
         raise InferenceError(
             f"InferenceService/{service.name}: cannot reach {url}: {type(exc).__name__}: {exc}"
         ) from exc
+    if content is None:
+        raise InferenceError(
+            f"InferenceService/{service.name}: {url} answered more than {max_response_bytes:,} "
+            "bytes (max_response_bytes); the answer was not read"
+        )
+    if api_key and api_key.encode() in content:
+        content = content.replace(api_key.encode(), REDACTED.encode())
     if response.status_code >= 300:
         raise InferenceError(
             f"InferenceService/{service.name}: {url} answered HTTP {response.status_code}: "
-            f"{_error_text(response.content)}"
+            f"{_error_text(content)}"
         )
     try:
-        body = orjson.loads(response.content)
+        body = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
         raise InferenceError(
             f"InferenceService/{service.name}: {url} answered something that is not JSON "
-            f"({exc}): {response.content[:80]!r}"
+            f"({exc}): {content[:80]!r}"
         ) from exc
     output = compile_pipeline(interface.response, name="interface.response").one(body)
     return {column: output.get(column) for column in interface.output}

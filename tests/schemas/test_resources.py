@@ -27,7 +27,8 @@ def test_evaluation_defaults() -> None:
         {"kind": "Evaluation", "name": "e", "spec": {"service": "s", "dataset": "d"}}
     )
     assert isinstance(e, Evaluation)
-    assert (e.spec.concurrency, e.spec.replications, e.spec.errors.on_error) == (64, 1, "record")
+    # No concurrency: `auto` or 64, decided by the service's runner (runners.evaluation).
+    assert (e.spec.concurrency, e.spec.replications, e.spec.errors.on_error) == (None, 1, "record")
 
 
 def test_template_shorthand_becomes_transform_json() -> None:

@@ -255,6 +255,9 @@ class KubernetesConfig(_Config):
     """Size of the `/dev/shm` memory volume of inference servers (vLLM needs it for tensor parallelism)."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Extra labels on every resource (team, cost centre)."""
+    external_concurrency: int | None = Field(default=None, ge=1)
+    """Most requests in flight to an `external` service from one Evaluation, all its shards
+    together (each shard gets an equal share, at least 1); unset: each shard's own limit."""
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any], source: str) -> KubernetesConfig:

@@ -430,6 +430,9 @@ def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> Node
         shard_index=0,
         shard_count=evaluation.spec.shards,
         progress=False,
+        concurrency_cap=_shard_share(config.external_concurrency, evaluation.spec.shards)
+        if runner.kind == "external"
+        else None,
     )
     image = server.image if server is not None else config.images.runner
     expected = {"dataset_uri": dataset_uri, "replications": evaluation.spec.replications}
@@ -443,6 +446,11 @@ def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> Node
     if server is not None and server.server_json is not None:
         data["server.json"] = server.server_json
     return NodeFiles(data, uri, server=server, image=image)
+
+
+def _shard_share(total: int | None, shards: int) -> int | None:
+    """One shard's part of a stack's cap on requests in flight to a shared service."""
+    return None if total is None else max(1, total // shards)
 
 
 def method_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:

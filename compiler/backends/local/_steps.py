@@ -281,7 +281,9 @@ def _all_rows_written(ctx: RunContext, evaluation: Evaluation, outcome: StepOutc
     return outcome.rows >= dataset.rows * evaluation.spec.replications
 
 
-_SUMMED = ("errors", "requests", "retries", "resumed_rows")
+_SUMMED = ("errors", "requests", "retries", "resumed_rows", "concurrency")
+"""Counts of the shards' results that the manifest's metrics sum (concurrency: the total in
+flight at the end, with `concurrency: auto` where each shard's controller got to)."""
 
 
 def _merge_shards(
