@@ -100,6 +100,7 @@ def conditions(title: str, extra: dict[str, Any] | None = None) -> dict[str, Any
         "cores": os.cpu_count(),
         "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "python": platform.python_version(),
+        "bytecode": "cached (PYTHONDONTWRITEBYTECODE unset for measured commands)",
         "os": platform.platform(terse=True),
         "versions": {
             d: _version(d)
@@ -167,6 +168,9 @@ def run_measured(
     import tempfile
 
     merged = {**os.environ, **(env or {})}
+    # Measure software as it runs once installed: with its bytecode cached (a machine
+    # that sets PYTHONDONTWRITEBYTECODE would recompile every module on every start).
+    merged.pop("PYTHONDONTWRITEBYTECODE", None)
     with (
         tempfile.TemporaryFile("w+") as out,
         tempfile.TemporaryFile("w+") as err,

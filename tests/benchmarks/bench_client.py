@@ -200,6 +200,8 @@ def measure_mode(
                 work / f"{mode}-c{conc}", data, server.url, concurrency=conc
             )
             config: Path | None = None
+            if not args.skip_auditc:  # unmeasured: writes the bytecode caches
+                _safe("warm-up", run_auditc, server, mode, conc, project, args.rows)
             for rep in range(args.repeats):
                 print(f"  {mode} c={conc} repeat {rep + 1}/{args.repeats}", flush=True)
                 runs += _repeat(server, mode, conc, args, data, body, project)

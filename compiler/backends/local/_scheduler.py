@@ -140,6 +140,28 @@ def _service_demand(to_run: list[Node]) -> dict[ServiceKey, int]:
     return demand
 
 
+def _import_config_models(to_run: list[Node]) -> None:
+    """Import the runner packages whose configs this process builds, before the launcher forks.
+
+    This process needs them anyway; imported first, they are inherited by the launcher
+    and its steps instead of being imported there a second time.
+    """
+    import importlib
+
+    kinds = {node.kind for node in to_run}
+    for kind, package in _CONFIG_PACKAGES:
+        if kind in kinds:
+            importlib.import_module(package)
+
+
+_CONFIG_PACKAGES = (
+    ("Dataset", "runners.datasets"),
+    ("Evaluation", "runners.evaluation"),
+    ("Evaluation", "runners.inference"),
+    ("Method", "runners.methods"),
+)
+
+
 def _preload_groups(to_run: list[Node]) -> list[str]:
     """The launcher's preload groups for these nodes, in the order they are first needed."""
     groups: list[str] = []
@@ -167,6 +189,7 @@ def _execute(
         children_tmp.mkdir()
         # First, while no other thread runs: the launcher is then a fork of this process
         # (and it does not inherit the store lock taken next).
+        _import_config_models(to_run)
         supervisor = Supervisor(
             preload=_preload_groups(to_run),
             tmp_dir=children_tmp,
