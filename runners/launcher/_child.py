@@ -2,7 +2,9 @@
 
 A forked step must behave as `python -m runners.<step> ARGS` started on its own would:
 its own session, stdin from /dev/null, stdout and stderr appended to its log, default
-signal dispositions, fresh logging, `sys.argv` and `sys.path[0]` as `-m` sets them. On
+signal dispositions, fresh logging, `sys.argv` and `sys.path[0]` as `-m` sets them, and
+at the end its non-daemon threads joined and its logs flushed (but not the `atexit`
+hooks of the process it was forked from). On
 top of that it dies with the launcher (`PR_SET_PDEATHSIG`) and adopts its orphaned
 descendants (`PR_SET_CHILD_SUBREAPER`), which it stops before it exits: nothing a step
 starts outlives it.
@@ -18,6 +20,7 @@ import runpy
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Mapping, Sequence
 
@@ -107,6 +110,8 @@ def run_module(module: str, args: Sequence[str]) -> int:
     """
     subreaper = become_subreaper()
     sys.argv = [module, *args]
+    if sys.path:
+        sys.path[0] = os.getcwd()  # as `python -m` sets it (not the forking script's dir)
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
         code = 0
@@ -117,10 +122,24 @@ def run_module(module: str, args: Sequence[str]) -> int:
     except BaseException:  # an uncaught error ends a step as it ends an interpreter
         traceback.print_exc()
         code = 1
+    _finish_threads()
     _flush()
     if subreaper:
         _stop_descendants()
     return code
+
+
+def _finish_threads() -> None:
+    """What an interpreter does at exit before it ends: wait for non-daemon threads, flush logs.
+
+    (The process then ends with `os._exit`: the `atexit` hooks it inherited from the
+    launcher — and from `auditc`, such as removing the run's work directory — must not run.)
+    """
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon:
+            thread.join()
+    logging.shutdown()
 
 
 def _exit_code(value: object) -> int:

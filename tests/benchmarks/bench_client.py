@@ -147,11 +147,17 @@ def run_auditc(
     rows: int,
     *,
     tool: str = "auditc run",
+    source: Path | None = None,
 ) -> Run:
-    """`auditc run` of the generated project, from a fresh store."""
+    """`auditc run` of the generated project, from a fresh store.
+
+    With `source`, auditc's packages are imported from that checkout instead (a
+    baseline measured side by side, e.g. `git worktree add /tmp/base main`).
+    """
     shutil.rmtree(project / ".auditc", ignore_errors=True)
     cmd = common.pinned([common.AUDITC, "-C", str(project), "--log-level", "warning", "run"])
-    return _server_run(server, tool, mode, conc, cmd, rows)
+    env = {"PYTHONPATH": str(source)} if source is not None else None
+    return _server_run(server, tool, mode, conc, cmd, rows, env=env)
 
 
 def run_client(
@@ -251,6 +257,9 @@ def _repeat(
         )
     if not args.skip_auditc:
         todo.append(("auditc", run_auditc, (server, mode, conc, project, args.rows)))
+    if args.baseline is not None:
+        baseline = functools.partial(run_auditc, tool="auditc run (baseline)", source=args.baseline)
+        todo.append(("baseline", baseline, (server, mode, conc, project, args.rows)))
     for label, fn, fargs in todo:
         run = _safe(label, fn, *fargs)
         if run is not None:
@@ -379,12 +388,25 @@ def _ratios(med: dict) -> str:  # type: ignore[type-arg]
             client = med.get((mode, conc, "evaluation client"), {}).get(
                 "cpu_ms_per_row", float("nan")
             )
+            base = "auditc run (baseline)"
+            base_e2e = _ratio(med, (mode, conc, base), (mode, conc, "bare aiohttp"), "e2e_rows_s")
             outside = {
                 tool: med.get((mode, conc, tool), {}).get("outside_s", float("nan"))
-                for tool in ("auditc run", "bare aiohttp")
+                for tool in ("auditc run", "bare aiohttp", base)
             }
             rows.append(
-                [mode, conc, e2e, fly, wrk, client, outside["auditc run"], outside["bare aiohttp"]]
+                [
+                    mode,
+                    conc,
+                    e2e,
+                    fly,
+                    wrk,
+                    client,
+                    outside["auditc run"],
+                    outside["bare aiohttp"],
+                    base_e2e,
+                    outside[base],
+                ]
             )
     text = common.table(
         [
@@ -396,6 +418,8 @@ def _ratios(med: dict) -> str:  # type: ignore[type-arg]
             "client CPU ms/row",
             "auditc s outside the window",
             "bare s outside the window",
+            "baseline/bare end to end",
+            "baseline s outside the window",
         ],
         rows,
     )
@@ -420,6 +444,12 @@ def main() -> None:
         "--batch", type=int, default=16, help="rows per request in the batching runs (1: skip them)"
     )
     parser.add_argument("--skip-auditc", action="store_true", help="only the references")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also time `auditc run` importing auditc from this source checkout (before/after)",
+    )
     parser.add_argument("--json", type=Path, help="also write every run here")
     args = parser.parse_args()
     if not shutil.which("wrk"):

@@ -120,8 +120,10 @@ class Launcher:
         tmp_dir: Path | None = None,
         remove: Sequence[Path] = (),
         allow_fork: bool = True,
+        inherit_fds: Sequence[int] = (),
     ) -> None:
         self._tmp_dir = tmp_dir
+        self._inherit_fds = list(inherit_fds)
         self._remove = list(remove)
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -223,7 +225,10 @@ class Launcher:
             argv += ["--remove", path]
         try:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, pass_fds=[theirs.fileno()], start_new_session=True
+                argv,
+                stdin=subprocess.DEVNULL,
+                pass_fds=[theirs.fileno(), *self._inherit_fds],
+                start_new_session=True,
             )
         except OSError as exc:
             raise BackendError(f"cannot start the process launcher: {exc}") from exc

@@ -7,12 +7,15 @@ refused with a message that says who holds it. Readers (`plan`, `check`, `report
 `diff`) never take it: a manifest is written last and atomically, so they see complete
 nodes or none.
 
-- **Local stores**: `<store>/.writer.lock`, locked with `flock(2)` on a descriptor no
-  child inherits (the run's process launcher is forked before the lock is taken, and
-  executed children never get it): the kernel releases it when `auditc` exits, however
-  it exits (SIGKILL, a crash). The file says who holds it (pid, host, command, since);
-  after a crash it still names the last holder, but the next writer takes the lock and
-  rewrites it. On NFS, Linux maps flock to the server's POSIX locks (NFSv4 has them).
+- **Local stores**: `<store>/.writer.lock`, locked with `flock(2)`. The run's process
+  launcher and the steps it forks share the locked descriptor, so the lock lasts until
+  the last process of the run that may write has exited: if `auditc` is killed, a new
+  run cannot start while the old evaluation client is still committing its rows. The
+  kernel releases it when they are gone, however they end (SIGKILL, a crash). The
+  file says who holds it (pid, host, command, since); after a crash it still names the
+  last holder, but the next writer takes the lock and rewrites it. A writer that finds
+  the lock held by a run whose `auditc` has exited waits up to `STOPPED_RUN_WAIT_S` for
+  that run's processes to stop. On NFS, Linux maps flock to the server's POSIX locks.
 - **Object stores** (`s3://`, `gs://`): no atomic create-if-absent is available through
   pyarrow, so the lock is a *lease*: `<store>/.writer-lease.json` with an expiry,
   renewed every `LEASE_RENEW_S` seconds while the run lasts and deleted at its end. A
@@ -37,6 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO
 
@@ -45,10 +49,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from schemas import Store, StoreError
 
 __all__ = [
+    "STOPPED_RUN_WAIT_S",
     "LEASE_FILE",
     "LEASE_RENEW_S",
     "LEASE_TTL_S",
     "LOCK_FILE",
+    "StoreLock",
     "StoreWriter",
     "store_writer_lock",
 ]
@@ -64,6 +70,18 @@ LEASE_SETTLE_S = 0.5
 """Pause between writing a lease and reading it back."""
 STORE_IN_USE = "store-in-use"
 """The error code of a refused writer."""
+STOPPED_RUN_WAIT_S = 30.0
+"""How long a writer waits for the processes of a run whose `auditc` exited (they stop
+within the launcher's grace period, 5 s, unless they ignore SIGTERM and SIGKILL)."""
+
+
+@dataclass(frozen=True)
+class StoreLock:
+    """A held writer lock."""
+
+    holder: StoreWriter
+    fds: tuple[int, ...] = ()
+    """Descriptors that hold the lock: processes that inherit them hold it too."""
 
 
 class StoreWriter(BaseModel):
@@ -90,7 +108,7 @@ class StoreWriter(BaseModel):
 
 
 @contextlib.contextmanager
-def store_writer_lock(store: Store, argv: Sequence[str] | None = None) -> Iterator[StoreWriter]:
+def store_writer_lock(store: Store, argv: Sequence[str] | None = None) -> Iterator[StoreLock]:
     """Hold the store's writer lock for the duration of a `with` block.
 
     Args:
@@ -109,18 +127,18 @@ def store_writer_lock(store: Store, argv: Sequence[str] | None = None) -> Iterat
         token=secrets.token_hex(8),
     )
     if store.is_local:
-        with _local_lock(store, me):
-            yield me
+        with _local_lock(store, me) as fd:
+            yield StoreLock(me, (fd,))
     else:
         with _lease(store, me):
-            yield me
+            yield StoreLock(me)
 
 
 # ------------------------------------------------------------------ local stores
 
 
 @contextlib.contextmanager
-def _local_lock(store: Store, me: StoreWriter) -> Iterator[None]:
+def _local_lock(store: Store, me: StoreWriter) -> Iterator[int]:
     import fcntl
 
     path = store.path(LOCK_FILE)
@@ -129,21 +147,55 @@ def _local_lock(store: Store, me: StoreWriter) -> Iterator[None]:
     except OSError as exc:
         raise StoreError(f"cannot create the writer lock {path}: {exc}") from exc
     with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise _in_use(store, _read_holder(path)) from None
+        _take(store, handle, path)
         try:
             handle.seek(0)
             handle.truncate()
             handle.write(me.model_dump_json() + "\n")
             handle.flush()
-            yield
+            yield handle.fileno()
         finally:
             with contextlib.suppress(OSError):
                 handle.seek(0)
                 handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _take(store: Store, handle: IO[str], path: str) -> None:
+    """Lock `handle`, waiting only for the processes of a run whose `auditc` has exited."""
+    import fcntl
+
+    deadline = time.monotonic() + STOPPED_RUN_WAIT_S
+    told = False
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError:
+            holder = _read_holder(path)
+        if holder is None or _alive(holder) or time.monotonic() >= deadline:
+            raise _in_use(store, holder)
+        if not told:
+            logger.warning(
+                "store %s: waiting for the processes of a stopped run (%s) to finish",
+                store.uri,
+                holder.describe(),
+            )
+            told = True
+        time.sleep(0.2)
+
+
+def _alive(holder: StoreWriter) -> bool:
+    """Whether the holder's `auditc` process still runs (True when it is on another host)."""
+    if holder.host != socket.gethostname():
+        return True
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _read_holder(path: str) -> StoreWriter | None:
@@ -223,6 +275,11 @@ def _in_use(store: Store, holder: StoreWriter | None) -> StoreError:
         lapse = (
             f"; its lease expires at {holder.expires:%H:%M:%S} UTC unless renewed, so if that "
             "run is gone, run again after that"
+        )
+    elif holder is not None and not _alive(holder):
+        lapse = (
+            f"; that auditc has exited, but processes it started still hold the lock after "
+            f"{STOPPED_RUN_WAIT_S:g} s (see `ps -o pid,comm` for auditc-* processes)"
         )
     return StoreError(
         f"store {store.uri} is being written by {who}{lapse}. One run writes to a store at "

@@ -43,6 +43,8 @@ class Supervisor:
         remove: Directories the launcher removes if this process dies.
         allow_fork: Whether the launcher may be a fork of this process (not when this
             process holds connections to a remote store).
+        inherit_fds: Descriptors the launcher keeps open for as long as it runs (the
+            store's lock); a forked launcher inherits them anyway.
     """
 
     def __init__(
@@ -52,12 +54,17 @@ class Supervisor:
         tmp_dir: Path | None = None,
         remove: Sequence[Path] = (),
         allow_fork: bool = True,
+        inherit_fds: Sequence[int] = (),
     ) -> None:
         self._lock = threading.Lock()
         self._children: set[ChildProcess] = set()
         self._cancelled = threading.Event()
         self._launcher = Launcher(
-            preload=preload, tmp_dir=tmp_dir, remove=remove, allow_fork=allow_fork
+            preload=preload,
+            tmp_dir=tmp_dir,
+            remove=remove,
+            allow_fork=allow_fork,
+            inherit_fds=inherit_fds,
         )
 
     def __enter__(self) -> Supervisor:

@@ -184,29 +184,32 @@ def _execute(
     forced: frozenset[str],
     on_event: EventHandler,
 ) -> dict[str, NodeResult]:
-    with work_dir("run") as tmp:
+    with store_writer_lock(store) as lock, work_dir("run") as tmp:
+        # Another writer may have completed some of them in the meantime.
+        results, to_run = _kept(store, to_run, forced)
+        if not to_run:
+            return results
         children_tmp = tmp / "tmp"
         children_tmp.mkdir()
-        # First, while no other thread runs: the launcher is then a fork of this process
-        # (and it does not inherit the store lock taken next).
+        # While no other thread runs, so that the launcher can be a fork of this process.
+        # It and every step it forks hold the lock too: if this process dies, the store
+        # stays locked until the last of them has stopped.
         _import_config_models(to_run)
         supervisor = Supervisor(
             preload=_preload_groups(to_run),
             tmp_dir=children_tmp,
             remove=[tmp],
             allow_fork=store.is_local,
+            inherit_fds=lock.fds,
         )
         try:
-            with store_writer_lock(store):
-                # Another writer may have completed some of them in the meantime.
-                results, to_run = _kept(store, to_run, forced)
-                services = ServicePool(
-                    graph, supervisor, _service_demand(to_run), tmp, _notifier(on_event)
-                )
-                commit = functools.cache(lambda: git_commit(graph.root))
-                ctx = RunContext(graph, store, supervisor, services, tmp, forced, commit)
-                results.update(_schedule(ctx, to_run, jobs, on_event))
-                return results
+            services = ServicePool(
+                graph, supervisor, _service_demand(to_run), tmp, _notifier(on_event)
+            )
+            commit = functools.cache(lambda: git_commit(graph.root))
+            ctx = RunContext(graph, store, supervisor, services, tmp, forced, commit)
+            results.update(_schedule(ctx, to_run, jobs, on_event))
+            return results
         finally:
             with _sigint_ignored():
                 supervisor.close()

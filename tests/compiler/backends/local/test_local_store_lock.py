@@ -72,7 +72,7 @@ def test_the_local_lock_names_its_holder_and_is_free_again_after(tmp_path: Path)
     store = Store.open(tmp_path / "store")
     with store_writer_lock(store, ["auditc", "run", "--store", "s3://b/p?secret_key=x"]) as me:
         held = StoreWriter.model_validate_json((tmp_path / "store" / ".writer.lock").read_text())
-        assert held == me and held.command == "auditc run --store 's3://b/p?…'"
+        assert held == me.holder and held.command == "auditc run --store 's3://b/p?…'"
         # Another process is refused.
         probe = subprocess.run(
             [
@@ -142,4 +142,39 @@ def test_an_expired_lease_of_a_crashed_writer_is_taken_over(s3_store: Store) -> 
     )
     s3_store.write_bytes(gone.model_dump_json().encode(), LEASE_FILE)
     with store_writer_lock(s3_store, ["auditc", "run"]) as me:
-        assert StoreWriter.model_validate_json(s3_store.read_bytes(LEASE_FILE)).token == me.token
+        lease = StoreWriter.model_validate_json(s3_store.read_bytes(LEASE_FILE))
+        assert lease.token == me.holder.token
+
+
+_HOLD_THEN_EXIT = """
+import os, sys, time
+from schemas import Store
+from compiler.backends.local._lock import store_writer_lock
+
+with store_writer_lock(Store.open(sys.argv[1]), ["auditc", "run"]):
+    if os.fork() == 0:  # a process of the run that outlives its auditc, holding the lock
+        os.close(1), os.close(2)  # (the test waits for the output of the first process only)
+        time.sleep(2)
+        os._exit(0)
+    print("locked", flush=True)
+    os._exit(0)  # auditc dies (no release)
+"""
+
+
+def test_a_writer_waits_for_the_processes_of_a_run_whose_auditc_died(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store.open(tmp_path / "store")
+    python = str(Path(AUDITC[0]).parent / "python")
+    held = subprocess.run(
+        [python, "-c", _HOLD_THEN_EXIT, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert held.stdout.strip() == "locked"
+    started = time.monotonic()
+    with store_writer_lock(store, ["auditc", "run", "again"]):
+        waited = time.monotonic() - started
+    assert 0.5 < waited < 20
+    assert "waiting for the processes of a stopped run" in caplog.text
