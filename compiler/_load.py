@@ -2,8 +2,9 @@
 
 Only standard YAML tags are accepted (str, int, float, bool, null, seq, map; a
 timestamp is kept as the text written), so loading never builds Python objects.
-Files over `MAX_FILE_BYTES`, alias expansions past `MAX_ALIAS_NODES`, nesting past
-`MAX_DEPTH`, duplicate keys, binary and non-UTF-8 files are errors. Every problem
+Files over `MAX_FILE_BYTES`, alias expansions past `MAX_ALIAS_NODES` nodes or
+`MAX_EXPANDED_CHARS` characters of text, nesting past `MAX_DEPTH`, duplicate keys,
+binary and non-UTF-8 files are errors; so are spec files that are symlink loops. Every problem
 becomes an `Issue`; `load_files` returns the documents it could read together
 with the issues of the rest, so that validation can report everything at once.
 
@@ -24,11 +25,13 @@ import yaml
 
 from schemas import Issue
 
+from ._paths import SymlinkLoop, resolve
 from ._project import SourceLocation
 
 __all__ = [
     "MAX_ALIAS_NODES",
     "MAX_DEPTH",
+    "MAX_EXPANDED_CHARS",
     "MAX_FILE_BYTES",
     "SPEC_SUFFIXES",
     "Document",
@@ -43,6 +46,13 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 """Larger spec files are refused: specs are config, data belongs in data files."""
 MAX_ALIAS_NODES = 10_000
 """Nodes built by expanding aliases, per file; stops 'billion laughs' documents."""
+MAX_EXPANDED_CHARS = MAX_FILE_BYTES
+"""Characters of scalar text (keys and values) per file once aliases are expanded.
+
+Without aliases a file holds less text than its size; with them, one large scalar
+repeated by a few thousand aliases stays under `MAX_ALIAS_NODES` yet expands to
+gigabytes in every later copy (validation, canonical JSON for ids, manifests).
+"""
 MAX_DEPTH = 64
 """Nesting depth of mappings and sequences; no spec needs more."""
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -125,25 +135,33 @@ def discover_spec_files(root: Path, paths: Iterable[Path]) -> tuple[list[Path], 
         elif path.is_dir() and not path.is_symlink():
             for found in _walk_specs(path):
                 files.setdefault(found, None)
-        elif path.is_file():
-            files.setdefault(path, None)
+        elif path.is_file() or os.path.islink(path):
+            files.setdefault(path, None)  # a link is checked below, with the files found
         else:
             issues.append(Issue(shown, 0, 0, "no such file or directory", "missing-path"))
     chosen: list[Path] = []
     for path in sorted(files):
-        if _inside(root, path.resolve()):
+        problem = _link_problem(root, path)
+        if problem is None:
             chosen.append(path)
         else:
-            issues.append(
-                Issue(
-                    _display(root, path),
-                    0,
-                    0,
-                    "is a symlink that leads outside the project root",
-                    "path-outside-root",
-                )
-            )
+            issues.append(Issue(_display(root, path), 0, 0, *problem))
     return chosen, issues
+
+
+def _link_problem(root: Path, path: Path) -> tuple[str, str] | None:
+    """Why a spec file found (possibly a symlink) cannot be read: (message, code), or None."""
+    try:
+        target = resolve(path)
+    except SymlinkLoop:
+        return "is a symlink loop; expected a spec file", "symlink-loop"
+    if not _inside(root, target):
+        return "is a symlink that leads outside the project root", "path-outside-root"
+    if not os.path.lexists(target):
+        return "is a symlink to nothing (its target does not exist)", "missing-path"
+    if not target.is_file():  # a FIFO would block the read forever
+        return "is not a regular file; expected a spec file", "wrong-file-type"
+    return None
 
 
 def _walk_specs(directory: Path) -> Iterable[Path]:
@@ -221,12 +239,15 @@ def load_text(data: bytes, name: str) -> tuple[list[Document], list[Issue]]:
         return [], [issue]
     documents: list[Document] = []
     issues: list[Issue] = []
+    budget = _Budget()
     try:
         for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
             try:
-                documents.append(_build_document(node, name, index))
+                documents.append(_build_document(node, name, index, budget))
             except _LoadProblem as problem:
                 issues.append(_problem_issue(problem, name))
+                if problem.code == "alias-limit":
+                    break  # the file's budget is spent: later documents would only repeat it
     except yaml.MarkedYAMLError as exc:
         issues.append(_yaml_issue(exc, name))
     except yaml.YAMLError as exc:  # unmarked reader errors (rare with str input)
@@ -283,10 +304,18 @@ def _problem_issue(problem: _LoadProblem, name: str) -> Issue:
 # ------------------------------------------------------------ node → values
 
 
-def _build_document(node: yaml.Node | None, name: str, index: int) -> Document:
+@dataclass
+class _Budget:
+    """What alias expansion has used so far in one file (anchors are per document; limits are not)."""
+
+    alias_nodes: int = 0
+    chars: int = 0
+
+
+def _build_document(node: yaml.Node | None, name: str, index: int, budget: _Budget) -> Document:
     if node is None:
         raise _LoadProblem("empty YAML document; expected a resource", "empty-document")
-    builder = _Builder(name)
+    builder = _Builder(name, budget)
     data = builder.build(node, (), 0)
     return Document(
         name, index, data, builder.locate(node), builder.positions, builder.key_positions
@@ -296,11 +325,11 @@ def _build_document(node: yaml.Node | None, name: str, index: int) -> Document:
 class _Builder:
     """Turns a composed node tree into values, recording positions and enforcing limits."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, budget: _Budget) -> None:
         self.file = file
         self.positions: dict[FieldPath, SourceLocation] = {}
         self.key_positions: dict[FieldPath, SourceLocation] = {}
-        self.expanded = 0
+        self.budget = budget
         self.seen: set[int] = set()
         self.active: set[int] = set()
 
@@ -321,8 +350,8 @@ class _Builder:
                 "recursive alias: a node contains itself", "alias-recursion", node.start_mark
             )
         if key in self.seen:
-            self.expanded += 1
-            if self.expanded > MAX_ALIAS_NODES:
+            self.budget.alias_nodes += 1
+            if self.budget.alias_nodes > MAX_ALIAS_NODES:
                 raise _LoadProblem(
                     f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes (an alias bomb?)",
                     "alias-limit",
@@ -332,6 +361,7 @@ class _Builder:
             self.seen.add(key)
         self.positions.setdefault(path, self.locate(node))
         if isinstance(node, yaml.ScalarNode):
+            self._count_text(node)
             return self._scalar(node)
         self.active.add(key)
         try:
@@ -363,6 +393,7 @@ class _Builder:
                     "complex-key",
                     key_node.start_mark,
                 )
+            self._count_text(key_node)
             key = self._scalar(key_node)
             if key in first:
                 earlier = first[key].start_mark
@@ -377,6 +408,16 @@ class _Builder:
             self.key_positions.setdefault(child, self.locate(key_node))
             result[key] = self.build(value_node, child, depth + 1)
         return result
+
+    def _count_text(self, node: yaml.ScalarNode) -> None:
+        self.budget.chars += len(node.value)
+        if self.budget.chars > MAX_EXPANDED_CHARS:
+            raise _LoadProblem(
+                f"aliases expand this file to more than {MAX_EXPANDED_CHARS:,} characters of "
+                "text (an alias bomb?); write large values once, or move data into a data file",
+                "alias-limit",
+                node.start_mark,
+            )
 
     def _scalar(self, node: yaml.ScalarNode) -> Any:
         tag = node.tag

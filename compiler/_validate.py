@@ -32,8 +32,10 @@ from schemas import (
     ARROW_TYPE_PATTERN,
     ERROR_COLUMN,
     ERROR_TYPE_COLUMN,
+    IMAGE_REFERENCE_PATTERN,
     INDEX_COLUMN,
     KINDS,
+    LABEL_VALUE_PATTERN,
     REPLICATION_COLUMN,
     AnyResource,
     ColumnName,
@@ -43,6 +45,9 @@ from schemas import (
     InferenceService,
     Issue,
     Method,
+    Model,
+    Module,
+    PythonModelSource,
     ResourceName,
     SpecLoadError,
     SpecValidationError,
@@ -50,8 +55,11 @@ from schemas import (
     format_loc,
 )
 
+from ._callables import CallableChecker, CallableProblem, forbidden_name
 from ._load import Document, FieldPath, discover_spec_files, load_files
+from ._paths import SymlinkLoop, resolve
 from ._project import LoadedResource, PathRef, Project, SourceLocation, path_refs, references
+from ._secrets import SECRET_HINT, secret_findings
 
 __all__ = ["hash_path", "load_project", "tree_hashes", "validate_documents"]
 
@@ -145,6 +153,7 @@ def validate_documents(
         field_issues.extend(issues)
         if loaded is not None:
             resources.append(loaded)
+            field_issues.extend(_secret_issues(loaded))
         elif isinstance(document.data, dict) and isinstance(document.data.get("name"), str):
             invalid_names.add(document.data["name"])
     checker = _GraphChecker(root, resources, invalid_names, incomplete)
@@ -174,6 +183,24 @@ def _validate_document(document: Document) -> tuple[LoadedResource | None, list[
     except ValidationError as exc:
         return None, [_relocate(document, error, label) for error in exc.errors(include_url=False)]
     return LoadedResource(resource, document.location, document.positions), []
+
+
+def _secret_issues(loaded: LoadedResource) -> list[Issue]:
+    issues = []
+    for path, what in secret_findings(loaded):
+        where = loaded.locate(path)
+        issues.append(
+            Issue(
+                where.file,
+                where.line,
+                where.column,
+                f"looks like a secret ({what}); {SECRET_HINT}",
+                "secret-in-spec",
+                loaded.key,
+                format_loc(path),
+            )
+        )
+    return issues
 
 
 def _label(data: dict[Any, Any]) -> str | None:
@@ -306,6 +333,10 @@ _PATTERN_TEXT = {
     _constraint_pattern(ColumnName): "a column name: a letter, then letters, digits or '_'",
     ARROW_TYPE_PATTERN.pattern: "an Arrow type (string, int64, float64, bool, list<string>, …)",
     r"^[0-9a-f]{40}$": "a full 40-character commit hash",
+    IMAGE_REFERENCE_PATTERN: "an image reference: [registry[:port]/]name[:tag][@sha256:digest], "
+    "the name in lower case, no spaces or line breaks",
+    LABEL_VALUE_PATTERN: "a Kubernetes label value: letters, digits, '-', '_' and '.', "
+    "starting and ending with a letter or digit",
 }
 
 
@@ -404,12 +435,14 @@ class _GraphChecker:
     by_name: dict[str, LoadedResource] = field(default_factory=dict)
     file_hashes: dict[str, str] = field(default_factory=dict)
     _hash_cache: dict[str, str | Issue] = field(default_factory=dict)
+    _callables: CallableChecker = field(default_factory=CallableChecker)
 
     def run(self) -> Project:
         self._check_duplicates()
         bad_refs = self._check_references()
         self._check_cycles(bad_refs)
         self._check_files()
+        self._check_callables()
         for loaded in self.by_name.values():
             self._check_columns(loaded)
         return Project(self.root, self.by_name, self.file_hashes)
@@ -532,14 +565,90 @@ class _GraphChecker:
         result = self._hash(project_path, ref.type)
         if isinstance(result, Issue):
             self.add(loaded, ref.field, result.message, result.code)
-        else:
-            self.file_hashes[project_path] = result
+            return
+        if isinstance(loaded.resource, Module):
+            for compiled in _sourceless_bytecode(self.root, self.root / project_path):
+                self.add(
+                    loaded,
+                    ref.field,
+                    f"{compiled!r} is compiled bytecode without its source: Python would "
+                    "import it, but ids hash source files only; delete it (commit the .py file)",
+                    "sourceless-module",
+                )
+        self.file_hashes[project_path] = result
 
     def _hash(self, project_path: str, kind: str) -> str | Issue:
         key = f"{kind}:{project_path}"
         if key not in self._hash_cache:
             self._hash_cache[key] = _checked_hash(self.root, project_path, kind)
         return self._hash_cache[key]
+
+    # callables -------------------------------------------------------------------
+
+    def _check_callables(self) -> None:
+        for loaded in list(self.by_name.values()):
+            resource = loaded.resource
+            if isinstance(resource, Method) and resource.spec.implementation.python:
+                self._check_callable(
+                    loaded,
+                    ("spec", "implementation", "python"),
+                    resource.spec.implementation.python,
+                    list(resource.spec.modules),
+                    "spec.modules",
+                )
+            elif isinstance(resource, Model) and resource.spec.python is not None:
+                self._check_model_callable(loaded, resource.spec.python)
+
+    def _check_model_callable(self, loaded: LoadedResource, python: PythonModelSource) -> None:
+        path: FieldPath = ("spec", "python", "callable")
+        if python.module is not None:
+            self._check_callable(
+                loaded, path, python.callable, [python.module], "spec.python.module"
+            )
+            return
+        if python.package is None:
+            self.add(
+                loaded,
+                ("spec", "python"),
+                "a python model needs 'module' (the Module that defines its callable) or "
+                "'package' (the pinned requirement that provides it); without either, the "
+                "callable could be any code installed where it runs",
+                "callable-source-missing",
+            )
+            return
+        problem = forbidden_name(python.callable)
+        if problem is not None:
+            self.add(loaded, path, problem.message, problem.code)
+
+    def _check_callable(
+        self,
+        loaded: LoadedResource,
+        path: FieldPath,
+        target: str,
+        modules: list[str],
+        listed_in: str,
+    ) -> None:
+        directories: list[Path] = []
+        for name in modules:
+            found = self.by_name.get(name)
+            if found is None or not isinstance(found.resource, Module):
+                return  # reported as a reference problem
+            project_path = _normalise(found.base_dir, found.resource.spec.path)
+            if project_path is None or project_path not in self.file_hashes:
+                return  # its path was reported
+            directories.append(resolve(self.root / project_path))
+        problem: CallableProblem | None
+        if not directories:
+            problem = forbidden_name(target) or CallableProblem(
+                f"{target!r} must be defined in the resource's Modules, and {listed_in} names "
+                "none; add the Module that defines it",
+                "callable-not-found",
+            )
+        else:
+            shown = ", ".join(f"Module {m}" for m in modules)
+            problem = self._callables.check_module_callable(target, directories, shown)
+        if problem is not None:
+            self.add(loaded, path, problem.message, problem.code)
 
     # columns ---------------------------------------------------------------------
 
@@ -705,38 +814,60 @@ def _checked_hash(root: Path, project_path: str, kind: str) -> str | Issue:
     path = root / project_path
     if not os.path.lexists(path):
         what = "file" if kind == "file" else "directory"
-        return Issue("", 0, 0, f"{what} {project_path!r} does not exist", "missing-file")
-    resolved = path.resolve()
+        return _path_issue(f"{what} {project_path!r} does not exist", "missing-file")
+    try:
+        resolved = resolve(path)
+    except SymlinkLoop:
+        return _path_issue(
+            f"{project_path!r} is a symlink loop; expected a {_what(kind)}", "symlink-loop"
+        )
     if not resolved.is_relative_to(root):
-        return Issue(
-            "",
-            0,
-            0,
+        return _path_issue(
             f"{project_path!r} is a symlink that leads outside the project root",
             "path-outside-root",
         )
     if kind == "file" and not resolved.is_file():
-        return Issue(
-            "", 0, 0, f"{project_path!r} is not a file; expected a file", "wrong-file-type"
-        )
+        return _path_issue(f"{project_path!r} is not a file; expected a file", "wrong-file-type")
     if kind == "dir" and not resolved.is_dir():
-        return Issue(
-            "",
-            0,
-            0,
-            f"{project_path!r} is not a directory; expected a directory",
-            "wrong-file-type",
+        return _path_issue(
+            f"{project_path!r} is not a directory; expected a directory", "wrong-file-type"
         )
     try:
         return hash_path(resolved, root=root)
     except _OutsideRoot as exc:
-        return Issue(
-            "",
-            0,
-            0,
+        return _path_issue(
             f"{_rel(root, exc.path)!r} in {project_path!r} is a symlink outside the project root",
             "path-outside-root",
         )
+    except SymlinkLoop as exc:
+        back = f" (it leads back to {_rel(root, exc.target)!r})" if exc.target else ""
+        return _path_issue(
+            f"{_rel(root, exc.path)!r} in {project_path!r} is a symlink loop{back}; remove it",
+            "symlink-loop",
+        )
+
+
+def _path_issue(message: str, code: str) -> Issue:
+    """An issue about a path; the caller places it at the field that names the path."""
+    return Issue("", 0, 0, message, code)
+
+
+def _what(kind: str) -> str:
+    return "file" if kind == "file" else "directory"
+
+
+def _sourceless_bytecode(root: Path, directory: Path) -> list[str]:
+    """Compiled files Python would import from `directory` without their source: `*.pyc`
+    outside `__pycache__` (those inside it are never read: see `runners.private_bytecode`)."""
+    found: list[str] = []
+    for current, dirs, names in os.walk(directory, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        found.extend(
+            _rel(root, Path(current) / name)
+            for name in sorted(names)
+            if name.endswith((".pyc", ".pyo"))
+        )
+    return found
 
 
 class _OutsideRoot(Exception):
@@ -763,43 +894,85 @@ def hash_path(path: Path, *, root: Path | None = None) -> str:
 
     Raises:
         _OutsideRoot: (internal) a symlink leaves `root`.
+        SymlinkLoop: a symlink inside loops, or a linked directory leads back into the tree.
     """
     if path.is_file():
         with path.open("rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
-    digest = hashlib.sha256()
-    for relative, file_hash in tree_hashes(path, root):
-        digest.update(f"{relative}\0{file_hash}\n".encode())
-    return digest.hexdigest()
+    return _TreeHasher(root).directory_hash(resolve(path))
 
 
 def tree_hashes(directory: Path, root: Path | None) -> list[tuple[str, str]]:
     """The sorted `(relative path, sha256)` pairs a directory's hash is made of (see `hash_path`).
 
     A linked sub-directory is one entry whose path ends in `/`, with its tree hash.
+
+    Raises:
+        SymlinkLoop: as for `hash_path`.
     """
-    pairs: list[tuple[str, str]] = []
-    for current, dirs, names in os.walk(directory, followlinks=False):
-        here = Path(current)
-        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in _HASH_IGNORED_DIRS]
-        for d in [d for d in dirs if (here / d).is_symlink()]:
-            # os.walk does not descend into linked directories: hash them as one entry.
-            _check_inside(here / d, root)
-            relative = (here / d).relative_to(directory).as_posix()
-            pairs.append((relative + "/", hash_path((here / d).resolve(), root=root)))
-        for name in names:
-            if name.startswith(".") or name.endswith(".pyc"):
-                continue
-            file = here / name
-            if file.is_symlink():
-                _check_inside(file, root)
-                if not file.resolve().is_file():
+    hasher = _TreeHasher(root)
+    top = resolve(directory)
+    hasher.active.add(top)
+    return hasher.pairs(directory)
+
+
+class _TreeHasher:
+    """Hashes directory trees, following links that stay inside `root`, each target once.
+
+    `active` holds the directories being hashed: a link back to one of them is a loop.
+    `done` keeps every linked directory's hash, so links that fan out to the same
+    targets (a tree of links) cost one walk per target, not one per path.
+    """
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self.active: set[Path] = set()
+        self.done: dict[Path, str] = {}
+
+    def directory_hash(self, directory: Path) -> str:
+        """The tree hash of a resolved directory."""
+        if directory in self.done:
+            return self.done[directory]
+        self.active.add(directory)
+        try:
+            digest = hashlib.sha256()
+            for relative, file_hash in self.pairs(directory):
+                digest.update(f"{relative}\0{file_hash}\n".encode())
+        finally:
+            self.active.discard(directory)
+        self.done[directory] = digest.hexdigest()
+        return self.done[directory]
+
+    def pairs(self, directory: Path) -> list[tuple[str, str]]:
+        pairs: list[tuple[str, str]] = []
+        for current, dirs, names in os.walk(directory, followlinks=False):
+            here = Path(current)
+            dirs[:] = sorted(
+                d for d in dirs if not d.startswith(".") and d not in _HASH_IGNORED_DIRS
+            )
+            for d in [d for d in dirs if (here / d).is_symlink()]:
+                # os.walk does not descend into linked directories: hash them as one entry.
+                target = self._linked(here / d)
+                if target in self.active:
+                    raise SymlinkLoop(here / d, target)
+                relative = (here / d).relative_to(directory).as_posix()
+                pairs.append((relative + "/", self.directory_hash(target)))
+            for name in sorted(names):
+                if name.startswith(".") or name.endswith(".pyc"):
                     continue
-            relative = file.relative_to(directory).as_posix()
-            pairs.append((relative, hash_path(file.resolve())))
-    return sorted(pairs)
+                file = here / name
+                if file.is_symlink():
+                    target = self._linked(file)
+                    if not target.is_file():
+                        continue
+                    file = target
+                relative = (here / name).relative_to(directory).as_posix()
+                pairs.append((relative, hash_path(file)))
+        return sorted(pairs)
 
-
-def _check_inside(path: Path, root: Path | None) -> None:
-    if root is not None and not path.resolve().is_relative_to(root):
-        raise _OutsideRoot(path)
+    def _linked(self, link: Path) -> Path:
+        """Where a link inside the tree leads, checked to stay inside `root`."""
+        target = resolve(link)
+        if self.root is not None and not target.is_relative_to(self.root):
+            raise _OutsideRoot(link)
+        return target

@@ -35,7 +35,9 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_REQUEST_TIMEOUT",
     "DEFAULT_TOTAL_TIMEOUT",
+    "IMAGE_REFERENCE_PATTERN",
     "KINDS",
+    "LABEL_VALUE_PATTERN",
     "WORKFLOW_KINDS",
     "DEFAULT_AUTO_CONCURRENCY_MAX",
     "DEFAULT_AUTO_CONCURRENCY_START",
@@ -95,6 +97,72 @@ DEFAULT_MAX_ATTEMPTS = 5
 _GIT_SHA = r"^[0-9a-f]{40}$"
 _CALLABLE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 _ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = (
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+)
+IMAGE_REFERENCE_PATTERN = (
+    rf"^(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
+"""A container image reference as registries parse it: `[registry[:port]/]name[:tag][@digest]`."""
+LABEL_VALUE_PATTERN = r"^(?:(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+"""A Kubernetes label value (also at most 63 characters)."""
+_RESERVED_PIPELINE_KWARGS = {
+    "task": "it is runner.task",
+    "model": "the runner passes the Model's files",
+    "device": "it is runner.device",
+    "revision": "the revision is Model.spec.huggingface.revision",
+    "token": "tokens come from the HF_TOKEN environment variable or a Secret, never from specs",
+    "use_auth_token": "tokens come from the HF_TOKEN environment variable or a Secret",
+}
+
+
+def _find_key(value: Any, key: str, path: str = "") -> str | None:
+    """The dotted path of the first `key` set to anything but false in nested mappings."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = f"{path}.{k}" if path else str(k)
+            if k == key and v is not False:
+                return here
+            found = _find_key(v, key, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _find_key(item, key, f"{path}.{i}")
+            if found is not None:
+                return found
+    return None
+
+
+def check_pinned_requirement(value: str) -> str:
+    """Check a pip requirement is pinned (`name==1.2.3`, `name===x` or `name @ URL`).
+
+    Raises:
+        ValueError: it does not parse, or allows more than one version.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        requirement = Requirement(value)
+    except InvalidRequirement as exc:
+        raise ValueError(f"{value!r} is not a pip requirement: {exc}") from None
+    specifiers = list(requirement.specifier)
+    pinned = requirement.url is not None or (
+        len(specifiers) == 1
+        and specifiers[0].operator in ("==", "===")
+        and not specifiers[0].version.endswith(".*")
+    )
+    if not pinned:
+        raise ValueError(
+            f"{value!r} is not pinned; expected name==version (or name @ URL), so that every "
+            "run installs the version the node id stands for"
+        )
+    return value
 
 
 class _Resource(SpecModel):
@@ -183,13 +251,18 @@ class PythonModelSource(SpecModel):
     callable: str = Field(pattern=_CALLABLE)
     """`module.path:function`; it takes a list of inputs and returns a list of outputs."""
     package: str | None = Field(default=None, max_length=200)
-    """The pip requirement that provides it, pinned (`alt-profanity-check==1.9.1`)."""
+    """The pip requirement that provides it, pinned (`alt-profanity-check==1.9.1`, or `name @ URL`)."""
     module: ResourceName | None = None
     """A Module resource whose directory provides it."""
     argument: str | None = None
     """If set, the callable receives the list of values of this request field (instead of request objects)."""
     output: str | None = None
     """If set, each returned value is wrapped as `{output: value}`."""
+
+    @field_validator("package")
+    @classmethod
+    def _pinned(cls, value: str | None) -> str | None:
+        return None if value is None else check_pinned_requirement(value)
 
 
 class ModelSpec(SpecModel):
@@ -227,8 +300,8 @@ class Accelerator(SpecModel):
     kind: str = Field(default="nvidia.com/gpu", pattern=r"^[a-z0-9.-]+/[a-z0-9.-]+$")
     """The extended resource name (`nvidia.com/gpu`)."""
     count: int = Field(default=1, ge=1, le=16)
-    product: str | None = None
-    """A GPU product to select nodes by (`NVIDIA-H100-80GB-HBM3`), if it matters."""
+    product: str | None = Field(default=None, max_length=63, pattern=LABEL_VALUE_PATTERN)
+    """A GPU product to select nodes by (`NVIDIA-H100-80GB-HBM3`), if it matters; a label value."""
 
 
 class Resources(SpecModel):
@@ -257,12 +330,27 @@ class HuggingFaceRunner(SpecModel):
     device: str = "auto"
     """`auto` (CUDA when present), `cpu` or `cuda`."""
 
+    @field_validator("pipeline_kwargs")
+    @classmethod
+    def _no_code(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, why in _RESERVED_PIPELINE_KWARGS.items():
+            if key in value:
+                raise ValueError(f"pipeline_kwargs may not set {key!r}: {why}")
+        path = _find_key(value, "trust_remote_code")
+        if path is not None:
+            raise ValueError(
+                f"{path!r} is not allowed: trust_remote_code runs Python code "
+                "from the model repository, and a spec never runs code from a model (use a "
+                "model transformers supports natively, or a python runner with a Module)"
+            )
+        return value
+
 
 class VLLMRunner(SpecModel):
     """The official vLLM OpenAI-compatible server (Kubernetes and GPUs)."""
 
     kind: Literal["vllm"]
-    image: str = "vllm/vllm-openai:v0.11.0"
+    image: str = Field(default="vllm/vllm-openai:v0.11.0", pattern=IMAGE_REFERENCE_PATTERN)
     args: list[str] = Field(default_factory=list)
     """Extra `vllm serve` arguments (`--max-model-len`, `--dtype`, …)."""
 
@@ -271,7 +359,8 @@ class ContainerRunner(SpecModel):
     """Any container image that serves HTTP on a declared port."""
 
     kind: Literal["container"]
-    image: str
+    image: str = Field(pattern=IMAGE_REFERENCE_PATTERN, max_length=400)
+    """`[registry/]name[:tag][@sha256:digest]`; pin it by digest for reproducible results."""
     port: int = Field(default=8000, ge=1, le=65535)
     command: list[str] | None = None
     args: list[str] = Field(default_factory=list)

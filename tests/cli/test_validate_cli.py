@@ -54,9 +54,9 @@ def test_validating_never_runs_module_code(tmp_path: Path) -> None:
     project = tmp_path / "p"
     shutil.copytree(BASIC, project)
     marker = tmp_path / "ran"
-    (project / "audits" / "bias_metrics" / "__init__.py").write_text(
-        f"open({str(marker)!r}, 'w').write('x')\n"
-    )
+    for name in ("__init__.py", "bias_metrics.py", "fpr.py"):  # what a run would import
+        module = project / "audits" / "bias_metrics" / name
+        module.write_text(f"open({str(marker)!r}, 'w').write('x')\n" + module.read_text())
     assert auditc("validate", cwd=project).returncode == 0
     assert auditc("graph", cwd=project).returncode == 0
     assert not marker.exists()
