@@ -19,6 +19,8 @@ from pydantic import BaseModel, ValidationError
 
 from schemas import AuditcError
 
+from ._bytecode import private_bytecode_cache
+
 __all__ = ["run_step"]
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -39,6 +41,7 @@ def run_step(
     parser.add_argument("config", type=Path, help=f"{config_type.__name__} as JSON")
     parser.add_argument("--result", type=Path, help="write the step's result here as JSON")
     args = parser.parse_args(argv)
+    private_bytecode_cache()
     _configure_logging()
     try:
         config = config_type.model_validate_json(args.config.read_bytes())

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from schemas import AuditcError, format_loc
 
+from .._bytecode import private_bytecode_cache
 from . import ServerConfig, serve
 
 EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL = 1, 2, 3
@@ -44,6 +45,7 @@ def _load_config(path: str) -> ServerConfig:
 @click.option("--log-level", default="INFO", envvar="AUDITC_LOG_LEVEL", show_default=True)
 def command(config: str, log_level: str) -> None:
     """Serve the model that CONFIG.json (a runners.inference.ServerConfig) describes."""
+    private_bytecode_cache()
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -8,7 +8,6 @@ in the server's model thread and returns one JSON value per input.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 
 from schemas import InferenceError, MissingDependencyError
 
+from .._callables import CallableSourceError, import_callable
 from ._config import ServerConfig
 
 __all__ = ["BadRequest", "HuggingFacePredictor", "Predictor", "PythonPredictor", "make_predictor"]
@@ -68,11 +68,12 @@ class PythonPredictor:
         for path in reversed(self.python_paths):
             if path not in sys.path:
                 sys.path.insert(0, path)
-        module_name, _, attr_path = self.source.callable.partition(":")
         try:
-            target: Any = importlib.import_module(module_name)
-            for attr in attr_path.split("."):
-                target = getattr(target, attr)
+            target: Any = import_callable(
+                self.source.callable, module_dirs=self.python_paths, package=self.source.package
+            )
+        except CallableSourceError as exc:
+            raise InferenceError(f"cannot load {self.source.callable!r}: {exc}") from None
         except ModuleNotFoundError as exc:
             hint = f" (install {self.source.package!r})" if self.source.package else ""
             raise InferenceError(
@@ -83,10 +84,6 @@ class PythonPredictor:
             raise InferenceError(
                 f"cannot load {self.source.callable!r}: {type(exc).__name__}: {exc}"
             ) from exc
-        if not callable(target):
-            raise InferenceError(
-                f"{self.source.callable!r} is a {type(target).__name__}, not a callable"
-            )
         self._fn = target
 
     def prepare(self, request: JSON) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -13,6 +12,7 @@ import pyarrow as pa
 from runners.analysis import as_table, describe_type
 from schemas import MethodError, Store
 
+from .._callables import CallableSourceError, import_callable
 from ._config import MethodConfig, MethodResult
 from ._measurement import MeasurementWriter
 
@@ -35,7 +35,7 @@ def run_function(config: MethodConfig, store: Store) -> MethodResult:
     spec = config.method.spec
     target = spec.implementation.python
     assert target is not None  # MethodConfig checked the implementation kind
-    function = _import_callable(config.method.name, target)
+    function = _import_callable(config.method.name, target, config.python_paths)
     kwargs = _arguments(config)
     writer = MeasurementWriter(config.method.name, store, spec.output)
     where = f"Method/{config.method.name}: {target}"
@@ -47,24 +47,22 @@ def run_function(config: MethodConfig, store: Store) -> MethodResult:
     return MethodResult(rows=rows)
 
 
-def _import_callable(method: str, target: str) -> Callable[..., Any]:
+def _import_callable(method: str, target: str, module_dirs: list[str]) -> Callable[..., Any]:
+    """Import the method's function, only from its Modules (see `runners.import_callable`)."""
     module_name, _, attribute = target.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
+        return import_callable(target, module_dirs=module_dirs)
+    except CallableSourceError as exc:
+        raise MethodError(f"Method/{method}: {exc}") from None
     except ImportError as exc:
         raise MethodError(
             f"Method/{method}: cannot import module {module_name!r} for {target!r}: {exc} "
             "(is it in one of the method's modules?)"
         ) from exc
+    except AttributeError as exc:
+        raise MethodError(f"Method/{method}: cannot get {attribute!r}: {exc}") from None
     except Exception as exc:
         raise _user_error(f"Method/{method}: importing {module_name!r}", exc) from exc
-    for part in attribute.split("."):
-        if not hasattr(obj, part):
-            raise MethodError(f"Method/{method}: {module_name!r} has no attribute {attribute!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise MethodError(f"Method/{method}: {target!r} is a {describe_type(obj)}, not callable")
-    return obj  # type: ignore[no-any-return]
 
 
 def _arguments(config: MethodConfig) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from runners.analysis import ANALYSIS_CONFIG_ENV, INSTANCES_DIR, AnalysisConfig
 from schemas import SCORES_FILE, Store
 
+from .._bytecode import private_bytecode_cache
 from ._config import MethodConfig, MethodResult, node_id_of
 from ._notebook import HTML_FILE, NOTEBOOK_FILE, run_notebook
 from ._python import run_function
@@ -43,6 +44,7 @@ def run_method(config: MethodConfig) -> MethodResult:
         StoreError: an input or the output location cannot be read or written.
     """
     started = time.monotonic()
+    private_bytecode_cache()  # inherited by a notebook's kernel too
     store = Store.open(config.output_uri)
     _clear_outputs(store)
     # The pid in the name lets a later run remove it if this process is killed.

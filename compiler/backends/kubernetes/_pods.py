@@ -16,6 +16,7 @@ from typing import Any
 
 from pulumi_kubernetes.core import v1 as core
 
+from runners import PYCACHE_ENV, RUNNER_IMAGE_PYCACHE
 from schemas import InferenceService
 
 from ._config import ContainerResources, KubernetesConfig
@@ -159,7 +160,8 @@ def _runner_container(
         image_pull_policy=config.images.pull_policy,
         command=["python", "-m"],
         args=list(args),
-        env=[*_env(_WRITABLE_ENV), *env],
+        # Bytecode only from the image's build-time cache, never from fetched Modules.
+        env=[*_env({**_WRITABLE_ENV, PYCACHE_ENV: RUNNER_IMAGE_PYCACHE}), *env],
         env_from=env_from or None,
         volume_mounts=[*mounts, *store_mounts, _mount("tmp", "/tmp")],
         resources=_resources(resources),
@@ -300,6 +302,8 @@ def server_container(
         "HF_HOME": config.model_cache.mount_path,
         **plan.env,
     }
+    if plan.image == config.images.runner:  # auditc's servers import Modules: see _bytecode
+        env[PYCACHE_ENV] = RUNNER_IMAGE_PYCACHE
     mounts = [
         _mount("inputs", INPUTS_DIR, read_only=True),
         _mount("tmp", "/tmp"),

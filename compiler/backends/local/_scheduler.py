@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
+from runners import private_bytecode_cache
 from schemas import Evaluation, Method, Store, UsageError
 
 from ..._resolve import Graph, Node
@@ -76,6 +77,7 @@ def run_local(
     """
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1 (got {jobs})")
+    private_bytecode_cache()  # every runner started inherits it (runners/_bytecode.py)
     if not isinstance(store, Store):
         store = Store.open(store)
     chosen, forced = _selection(graph, selected, force)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def module_dir(tmp_path: Path) -> Callable[[str], Path]:
         directory = tmp_path / f"module{next(counter)}"
         directory.mkdir()
         # A fresh module name per call: imported modules stay cached in sys.modules.
-        name = f"tmod_{directory.name}_{id(directory)}"
+        name = f"tmod_{directory.name}_{uuid.uuid4().hex}"
         (directory / f"{name}.py").write_text(textwrap.dedent(source), encoding="utf-8")
         (directory / "NAME").write_text(name, encoding="utf-8")
         return directory
