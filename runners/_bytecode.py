@@ -12,12 +12,17 @@ source, are refused by `auditc validate`.)
 The runner entry points call `private_bytecode_cache()` first; backends set the same
 variable for the processes they start, so children such as notebook kernels inherit
 it. The runner image compiles its packages into `RUNNER_IMAGE_PYCACHE` at build time.
+Bytecode Python compiled into the private cache is checked against the source's time
+and size only, so the cache of a Module's own files is dropped before the Module is
+imported: its code is always compiled from the source whose hash is in the id.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
@@ -38,16 +43,25 @@ def default_bytecode_cache() -> Path:
     return Path(base) / "auditc" / "pycache"
 
 
-def private_bytecode_cache() -> str:
+def private_bytecode_cache(module_dirs: Iterable[str | Path] = ()) -> str:
     """Make this interpreter and the processes it starts use a private bytecode cache.
 
     An existing `PYTHONPYCACHEPREFIX` is kept (the runner image sets one); otherwise
-    `default_bytecode_cache()` is used. Takes effect for every import from now on.
+    `default_bytecode_cache()` is used. Writing bytecode is turned back on: it only
+    goes to the private cache (without it, every runner would compile its libraries
+    again at each start). What the cache holds for `module_dirs` is removed, so Module
+    code is compiled from the source just hashed, whatever the file times say.
 
     Returns:
         The cache directory.
     """
     prefix = os.environ.get(PYCACHE_ENV) or str(default_bytecode_cache())
     os.environ[PYCACHE_ENV] = prefix
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     sys.pycache_prefix = prefix
+    sys.dont_write_bytecode = False
+    for directory in module_dirs:
+        # The cache mirrors absolute source paths under the prefix.
+        cached = Path(prefix) / Path(directory).resolve().relative_to("/")
+        shutil.rmtree(cached, ignore_errors=True)
     return prefix

@@ -51,7 +51,7 @@ def import_callable(
         ImportError, AttributeError, Exception: importing the module or reading an
             attribute failed (the caller reports these as before).
     """
-    private_bytecode_cache()  # never load a .pyc that came with the Module (see _bytecode)
+    private_bytecode_cache(module_dirs)  # never load bytecode that came with a Module
     module_name, _, attribute_path = target.partition(":")
     attributes = attribute_path.split(".")
     for part in [*module_name.split("."), *attributes]:

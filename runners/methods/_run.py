@@ -44,7 +44,7 @@ def run_method(config: MethodConfig) -> MethodResult:
         StoreError: an input or the output location cannot be read or written.
     """
     started = time.monotonic()
-    private_bytecode_cache()  # inherited by a notebook's kernel too
+    private_bytecode_cache(config.python_paths)  # inherited by a notebook's kernel too
     store = Store.open(config.output_uri)
     _clear_outputs(store)
     # The pid in the name lets a later run remove it if this process is killed.
