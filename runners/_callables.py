@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import site
+import sys
+import sysconfig
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -123,6 +126,19 @@ class _ModuleDirs(_Owner):
     def owns(self, location: Path) -> bool:
         return any(location.is_relative_to(d) for d in self.directories)
 
+    def check_found(self, top: str) -> None:
+        # A process forked from one that ran another audit's Module code (the local
+        # launcher forks steps) still holds that module: forget it, it is not ours. An
+        # installed library of the same name is not forgotten: it shadows the Module.
+        loaded = sys.modules.get(top)
+        spec = getattr(loaded, "__spec__", None) if loaded is not None else None
+        locations = _locations(spec) if spec is not None else []
+        if locations and not any(self.owns(p) or _installed(p) for p in locations):
+            for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
+                del sys.modules[name]
+            importlib.invalidate_caches()
+        super().check_found(top)
+
 
 class _Package(_Owner):
     def __init__(self, name: str, version: str, files: set[Path], top: str) -> None:
@@ -174,6 +190,13 @@ class _Package(_Owner):
                 f"{target!r} is defined in {defined_in or 'an unknown module'!r}, not in "
                 f"{self.top!r}; a Model's callable must be defined in its package"
             )
+
+
+def _installed(location: Path) -> bool:
+    """Whether a module file belongs to the interpreter's libraries (stdlib, site-packages)."""
+    roots = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots.update(site.getsitepackages() + [site.getusersitepackages()])
+    return any(location.is_relative_to(Path(root).resolve()) for root in roots if root)
 
 
 def _locations(spec: Any) -> list[Path]:

@@ -4,7 +4,7 @@ No image can be built or pulled here (no Docker engine, no registry), so each im
 the manifests name is stood for by a root filesystem assembled from host paths:
 
 - **auditc's runner image** (`runners/images/Dockerfile`) is the project's own
-  environment: the virtual environment stands for the image's `/opt/auditc` (its
+  environment (and its build-time bytecode cache, this machine's warmed private one): the virtual environment stands for the image's `/opt/auditc` (its
   `bin/` takes that place on `PATH`), together with the interpreter it was made from
   and the repository it installs in editable mode, each at its own absolute path so
   that the venv resolves. The image's `ENV`, `WORKDIR` and `USER` are read from the
@@ -23,12 +23,16 @@ CUDA) is said in docs/kubernetes.md.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockerfile_parse import DockerfileParser
+
+from runners import RUNNER_IMAGE_PYCACHE
 
 __all__ = ["HERE", "Image", "ImageNotFound", "Images", "project_images"]
 
@@ -127,6 +131,55 @@ def _final_stage(parser: DockerfileParser) -> list[dict[str, str]]:
     return instructions[start:]
 
 
+_WARM_IMPORTS = (
+    "runners.fetch.__main__",
+    "runners.datasets.__main__",
+    "runners.evaluation.__main__",
+    "runners.methods.__main__",
+    "runners.inference.__main__",
+    "runners.launcher",
+    "pyarrow.dataset",
+    "pyarrow.parquet",
+    "httpx",
+    "uvicorn",
+    "starlette.applications",
+    "papermill",
+    "nbconvert",
+    "ipykernel.kernelapp",
+    "matplotlib.pyplot",
+    "profanity_check",
+)
+
+
+@functools.cache
+def _bytecode_cache() -> str:
+    """What stands for the image's build-time bytecode cache (`RUNNER_IMAGE_PYCACHE`).
+
+    The Dockerfile compiles the image's libraries into that prefix, and pods read
+    bytecode only there. Paths in these containers are this machine's, so this
+    machine's private cache serves, once it holds what the runners import.
+    """
+    from runners import default_bytecode_cache
+
+    cache = default_bytecode_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    code = (
+        "import importlib\n"
+        f"for name in {_WARM_IMPORTS!r}:\n"
+        "    try:\n        importlib.import_module(name)\n"
+        "    except Exception:\n        pass\n"
+    )
+    subprocess.run(
+        [sys.executable, "-X", f"pycache_prefix={cache}", "-c", code],
+        env=env,
+        check=False,
+        capture_output=True,
+        timeout=600,
+    )
+    return str(cache)
+
+
 def runner_image(dockerfile: Path = REPO / "runners" / "images" / "Dockerfile") -> Image:
     """auditc's runner image as the Dockerfile describes it, from the project's environment."""
     parser = DockerfileParser(str(dockerfile))
@@ -146,6 +199,7 @@ def runner_image(dockerfile: Path = REPO / "runners" / "images" / "Dockerfile") 
         passwd=_BASE_PASSWD + f"auditc:x:{user[0]}:{user[1]}::/tmp:/usr/sbin/nologin\n",
         group=_BASE_GROUP + f"auditc:x:{user[1]}:\n",
         dirs=((workdir, user[0]), (f"{workdir}/inputs", user[0]), (f"{workdir}/state", user[0])),
+        extra_binds=((_bytecode_cache(), env.get("PYTHONPYCACHEPREFIX", RUNNER_IMAGE_PYCACHE)),),
     )
 
 

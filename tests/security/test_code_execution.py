@@ -183,3 +183,23 @@ def test_both_backends_run_modules_with_a_private_bytecode_cache(tmp_path: Path)
     dockerfile = DockerfileParser(str(REPO / "runners" / "images" / "Dockerfile"))
     assert dockerfile.envs["PYTHONPYCACHEPREFIX"] == "/opt/auditc/pycache"
     assert "-X pycache_prefix=/opt/auditc/pycache -m compileall" in dockerfile.content
+
+
+def test_a_module_left_by_another_audit_is_not_reused(tmp_path: Path) -> None:
+    # The local launcher forks steps from a process that may have imported another
+    # audit's Module of the same name: that one must not answer for this one.
+    first, second = tmp_path / "first", tmp_path / "second"
+    for directory, value in ((first, 1), (second, 2)):
+        directory.mkdir()
+        (directory / "leftover_metrics.py").write_text(f"def value():\n    return {value}\n")
+    sys.path.insert(0, str(first))
+    try:
+        assert import_callable("leftover_metrics:value", module_dirs=[str(first)])() == 1
+    finally:
+        sys.path.remove(str(first))
+    sys.path.insert(0, str(second))
+    try:
+        assert import_callable("leftover_metrics:value", module_dirs=[str(second)])() == 2
+    finally:
+        sys.path.remove(str(second))
+        sys.modules.pop("leftover_metrics", None)
