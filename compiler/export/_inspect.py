@@ -146,6 +146,7 @@ def _sample(
     data: dict[str, Any] | None,
     model: str,
     scores: dict[str, dict[int, float]],
+    run_id: str,
 ) -> dict[str, Any]:
     index, replication = row.pop(INDEX_COLUMN), row.pop(REPLICATION_COLUMN)
     error, error_type = row.pop(ERROR_COLUMN, None), row.pop(ERROR_TYPE_COLUMN, None)
@@ -172,6 +173,16 @@ def _sample(
             name: {"value": values[index]} for name, values in scores.items() if index in values
         },
         "metadata": {"dataset": data or {}, "output": row},
+        # What inspect_ai itself writes for every sample; Inspect's viewer waits for them.
+        "store": {},
+        "events": [],
+        "model_usage": {},
+        "attachments": {},
+        "uuid": f"{run_id}-{index}-{replication}",
+        # Rows are not timed one by one (the evaluation's time is in `stats`); the viewer
+        # needs numbers here.
+        "total_time": 0.0,
+        "working_time": 0.0,
     }
     if error is not None:
         sample["error"] = {
@@ -188,7 +199,7 @@ def _results(target: ExportTarget, total: int, completed: int) -> dict[str, Any]
         for score in case.scores.scores:
             scores.append(
                 {
-                    "name": f"{case.method}/{score.name}",
+                    "name": f"{case.method}/{score.name}",  # as _score_names
                     "scorer": case.method,
                     "params": {},
                     "metrics": {
@@ -224,6 +235,11 @@ def _results(target: ExportTarget, total: int, completed: int) -> dict[str, Any]
     }
 
 
+def _score_names(target: ExportTarget) -> list[str]:
+    """Every `<method>/<score>` of the safety cases, as `results.scores` names them."""
+    return [f"{case.method}/{score.name}" for case in target.cases for score in case.scores.scores]
+
+
 def _dataset_uri(target: ExportTarget, name: str | None) -> str | None:
     node_id = target.root.upstream.get(f"Dataset/{name}")
     return target.store.uri_of(node_path("Dataset", name, node_id)) if name and node_id else None
@@ -250,7 +266,7 @@ def inspect_log(target: ExportTarget) -> dict[str, Any]:
     )
     scores = _instance_scores(target)
     samples = [
-        _sample(row, rows_by_index.get(row[INDEX_COLUMN]), model, scores)
+        _sample(row, rows_by_index.get(row[INDEX_COLUMN]), model, scores, root.id)
         for row in outputs.sort_by(
             [(REPLICATION_COLUMN, "ascending"), (INDEX_COLUMN, "ascending")]
         ).to_pylist()
@@ -288,6 +304,10 @@ def inspect_log(target: ExportTarget) -> dict[str, Any]:
             "config": {"epochs": int(spec.get("replications", 1))},
             "packages": {"auditc": root.auditc_version},
             "metadata": {"auditc": provenance},
+            "scorers": [
+                {"name": name, "options": {}, "metrics": [{"name": "value", "options": {}}]}
+                for name in _score_names(target)
+            ],
         },
         "plan": {
             "name": "plan",
