@@ -51,7 +51,7 @@ def _service_warnings(graph: Graph, node: Node, config: KubernetesConfig) -> lis
     if runner.kind == "huggingface" and "huggingface" not in config.images.runner_extras:
         return [
             f"{where}: a huggingface runner needs the runner image built with "
-            "--build-arg EXTRAS=huggingface, and auditc:images.runnerExtras does not list "
+            "--build-arg EXTRAS=run,notebooks,huggingface, and auditc:images.runnerExtras does not list "
             "it; build the image so and add `runnerExtras: [huggingface]`"
         ]
     if runner.kind == "python" and service.spec.model is not None:
