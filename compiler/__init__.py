@@ -25,10 +25,24 @@ from ._schema_docs import (
     spec_json_schema,
     spec_reference_markdown,
 )
+from ._scope import (
+    DEFAULT_SPEC_DIR,
+    ScopedGraph,
+    load_scoped_graph,
+    load_scoped_graph_at,
+    project_paths,
+    scope_project,
+)
 from ._validate import hash_path, load_project, tree_hashes
 
 __all__ = [
     "embed_reference",
+    "DEFAULT_SPEC_DIR",
+    "ScopedGraph",
+    "load_scoped_graph",
+    "load_scoped_graph_at",
+    "project_paths",
+    "scope_project",
     "GRAPH_SCHEMA_VERSION",
     "ID_LENGTH",
     "PLAN_SCHEMA_VERSION",

@@ -159,6 +159,8 @@ class Plan(BaseModel):
     """What the plan compares against (`git HEAD~1`, `store .auditc`)."""
     entries: list[PlanEntry]
     """Graph order (dependencies first), then removals."""
+    note: str | None = None
+    """Said under the summary, e.g. why no removals are listed."""
 
     def of(self, action: Action) -> list[PlanEntry]:
         """The entries with one action."""
@@ -174,7 +176,7 @@ class Plan(BaseModel):
         return any(e.action != "keep" for e in self.entries)
 
 
-def plan(graph: Graph, baseline: Baseline) -> Plan:
+def plan(graph: Graph, baseline: Baseline, *, removals: bool = True) -> Plan:
     """Compare a graph with a baseline, node by node.
 
     A workflow node whose id is complete in the baseline is kept; one whose
@@ -185,6 +187,9 @@ def plan(graph: Graph, baseline: Baseline) -> Plan:
     Args:
         graph: the resolved graph of the specs now.
         baseline: what exists already.
+        removals: list baseline nodes the graph lacks as removed; off when the graph
+            is a part of the project and the baseline a whole store (what the rest of
+            the store holds belongs to other specs, not to removed ones).
 
     Returns:
         The plan, in graph order, removals last.
@@ -199,7 +204,7 @@ def plan(graph: Graph, baseline: Baseline) -> Plan:
         if node.is_workflow:
             entries.append(_entry(node, baseline, explainer))
     keys = {node.key for node in graph}
-    for key, old in baseline.nodes.items():
+    for key, old in baseline.nodes.items() if removals else ():
         if old.kind in WORKFLOW_KINDS and key not in keys:
             entries.append(
                 PlanEntry(
@@ -211,7 +216,13 @@ def plan(graph: Graph, baseline: Baseline) -> Plan:
                     reasons=["no longer in the specs"],
                 )
             )
-    return Plan(baseline=baseline.description, entries=entries)
+    note = None
+    if not removals:
+        note = (
+            "the specs are a part of the project, so nothing is listed as removed; "
+            "`auditc gc --dry-run` lists what no spec references"
+        )
+    return Plan(baseline=baseline.description, entries=entries, note=note)
 
 
 def _entry(node: Node, baseline: Baseline, explainer: _Explainer) -> PlanEntry:
@@ -344,6 +355,8 @@ def _summary(result: Plan) -> str:
 
 def _render_text(result: Plan) -> str:
     lines = [f"Plan against {result.baseline}: {_summary(result)}."]
+    if result.note:
+        lines.append(f"Note: {result.note}.")
     for action in _ACTIONS:
         entries = result.of(action)
         if not entries:
@@ -365,6 +378,8 @@ def _md(text: str) -> str:
 
 def _render_markdown(result: Plan) -> str:
     lines = [f"### auditc plan against {_md(result.baseline)}", "", f"**{_summary(result)}**", ""]
+    if result.note:
+        lines += [f"_{_md(result.note)}._", ""]
     changed = [e for e in result.entries if e.action != "keep"]
     if changed:
         lines += ["| | resource | id | why |", "|---|---|---|---|"]

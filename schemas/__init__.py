@@ -9,6 +9,8 @@ Example:
 
 from ._adapters import *  # noqa: F403
 from ._adapters import __all__ as _adapters_all
+from ._aggregate import *  # noqa: F403
+from ._aggregate import __all__ as _aggregate_all
 from ._arrow import *  # noqa: F403
 from ._arrow import __all__ as _arrow_all
 from ._base import *  # noqa: F403
@@ -29,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = sorted(
     {
         *_adapters_all,
+        *_aggregate_all,
         *_arrow_all,
         *_base_all,
         *_errors_all,

@@ -17,6 +17,7 @@ from pydantic import Field, PlainValidator, ValidationError, field_validator, mo
 from pydantic_core import PydanticCustomError, PydanticKnownError
 
 from ._adapters import AdapterPipeline
+from ._aggregate import ScoreAggregate
 from ._base import (
     ColumnName,
     ColumnType,
@@ -620,10 +621,18 @@ class MethodInput(SpecModel):
 
 
 class Gate(SpecModel):
-    """A pass condition on a score; `auditc check` fails when it does not hold."""
+    """A pass condition on a score; `auditc check` fails when it does not hold.
+
+    With `confidence`, the gate judges the score's confidence interval instead of its
+    value: PASS when the interval lies within the bounds, FAIL when it lies wholly
+    outside them, INCONCLUSIVE otherwise.
+    """
 
     min: float | None = None
     max: float | None = None
+    confidence: float | None = Field(default=None, ge=0.5, lt=1)
+    """A two-sided confidence level (`0.95`); the score then needs per-instance values
+    (or an interval) so that its interval can be computed."""
 
     @model_validator(mode="after")
     def _bounds(self) -> Gate:
@@ -650,6 +659,9 @@ class ScoreSpec(SpecModel):
     format: str = "{value:.3g}"
     """A Python format string over `value` (`{value:.1%}`)."""
     gate: Gate | None = None
+    aggregate: ScoreAggregate | None = None
+    """How the value aggregates its per-instance values (default: their mean); intervals
+    and `auditc diff` recompute the score this way over resampled instances."""
 
     @field_validator("format")
     @classmethod

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._aggregate import GateOutcome, ScoreAggregate, ScoreInterval, gate_outcome
 from ._base import check_score_format
 from ._errors import StoreError
 
@@ -140,8 +141,14 @@ class ScoreValue(BaseModel):
     format: str = "{value:.3g}"
     gate_min: float | None = None
     gate_max: float | None = None
+    gate_confidence: float | None = None
+    """The gate judges `interval` (at this confidence) instead of the value."""
     text: str | None = None
     """A sentence the method wrote about this value."""
+    aggregate: ScoreAggregate | None = None
+    """How the value aggregates its per-instance values (None: their mean)."""
+    interval: ScoreInterval | None = None
+    """A confidence interval of the value, when one could be computed."""
 
     @field_validator("format")
     @classmethod
@@ -153,13 +160,16 @@ class ScoreValue(BaseModel):
         text = self.format.format(value=self.value)
         return f"{text} {self.unit}" if self.unit else text
 
+    def gate(self) -> GateOutcome | None:
+        """`pass`, `fail` or `inconclusive` (a confidence gate); None without a gate."""
+        return gate_outcome(
+            self.value, self.gate_min, self.gate_max, self.gate_confidence, self.interval
+        )
+
     def passed(self) -> bool | None:
-        """Whether the value meets its gate; None when the score has no gate."""
-        if self.gate_min is None and self.gate_max is None:
-            return None
-        if self.gate_min is not None and self.value < self.gate_min:
-            return False
-        return not (self.gate_max is not None and self.value > self.gate_max)
+        """Whether the gate passes (an inconclusive gate does not); None without a gate."""
+        outcome = self.gate()
+        return None if outcome is None else outcome == "pass"
 
 
 class ScoresFile(_StoreModel):

@@ -1,17 +1,28 @@
-"""`auditc check [--store URI]`: evaluate every score gate; exit 1 when one fails."""
+"""`auditc check [PATHS] [--select NAME] [--all]`: every score gate as PASS, FAIL or INCONCLUSIVE."""
 
 from __future__ import annotations
 
 import click
 
-from ._common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, Settings
+from ._common import Settings, paths_argument
+from ._scoping import all_option, results_scope, select_option
+
+CHECK_EXIT_CODES = (
+    "Exit codes: 0 every gate passed (or there is nothing to check); 1 a gate failed, a "
+    "gated safety case of the specs has not run, or the store cannot be read; 2 invalid "
+    "specs or usage; 3 internal error (a bug: please report it); 4 no gate failed but a "
+    "confidence gate is inconclusive (0 with --allow-inconclusive)."
+)
 
 
 @click.command(
     "check",
-    epilog=EXIT_CODES_HELP,
-    short_help="Evaluate every score gate; exit 1 if one fails.",
+    epilog=CHECK_EXIT_CODES,
+    short_help="Evaluate every score gate: PASS, FAIL or INCONCLUSIVE.",
 )
+@paths_argument()
+@select_option()
+@all_option()
 @click.option(
     "--store",
     metavar="URI",
@@ -27,19 +38,36 @@ from ._common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, Settings
     help="text for people and CI logs, json for tools, junit for CI test reports "
     "(one test case per gate).",
 )
+@click.option(
+    "--allow-inconclusive",
+    is_flag=True,
+    help="Exit 0 when no gate failed, even if a confidence gate is inconclusive.",
+)
 @click.pass_obj
-def command(settings: Settings, store: str | None, format_: str) -> int:
-    """Check the gates (`gate: {min, max}` of score specs) of the latest safety cases.
+def command(
+    settings: Settings,
+    paths: tuple[str, ...],
+    selected: tuple[str, ...],
+    whole_store: bool,
+    store: str | None,
+    format_: str,
+    allow_inconclusive: bool,
+) -> int:
+    """Check the gates of the safety cases of the specs under PATHS (default: audits/).
 
-    Every gated score of the latest complete run per Method and system is listed
-    with its value and bound, failures first. The exit code is 1 when a gate
-    fails and 0 when all pass, or when there is nothing to check (the output says
-    so: no safety cases, or no gates).
+    A gate `{min, max}` compares the score with its bounds: PASS or FAIL. A gate with
+    `confidence` judges the score's confidence interval: PASS when it lies within the
+    bounds, FAIL when it lies wholly outside them, INCONCLUSIVE when it straddles a
+    bound (more instances would decide). Every gate is listed with its value and
+    bound, failures first. Only the current specs' nodes are read (--select narrows
+    them, --all reads the whole store); a gated safety case that has not run yet is
+    listed as NOT RUN and fails the check.
     """
     from compiler.report import check_gates, load_results, render_check
     from schemas import Store
 
-    results = load_results(Store.open(store or settings.default_store, create=False))
+    scope = results_scope(settings, paths, selected, whole_store)
+    results = load_results(Store.open(store or settings.default_store, create=False), scope)
     result = check_gates(results)
     if format_ == "junit":
         from compiler.export import junit_xml
@@ -47,4 +75,4 @@ def command(settings: Settings, store: str | None, format_: str) -> int:
         click.echo(junit_xml(result, results.cases, results.store), nl=False)
     else:
         click.echo(render_check(result, format_))  # type: ignore[arg-type]
-    return EXIT_OK if result.ok else EXIT_FAILED
+    return result.exit_code(allow_inconclusive=allow_inconclusive)

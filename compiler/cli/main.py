@@ -45,11 +45,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Build a static site of safety cases and scores from a store.",
     ),
     "diff": ("compiler.cli.diff", "Compare the scores of two stores, with confidence intervals."),
-    "check": ("compiler.cli.check", "Evaluate every score gate; exit 1 if one fails."),
+    "check": ("compiler.cli.check", "Evaluate every score gate: PASS, FAIL or INCONCLUSIVE."),
     "export": (
         "compiler.cli.export",
         "Export a node's results as an Inspect log, Every Eval Ever JSON or JUnit XML.",
     ),
+    "gc": ("compiler.cli.gc", "Remove store nodes that no spec references."),
 }
 
 
@@ -62,6 +63,7 @@ COMMAND_EXTRAS: dict[str, Extra] = {
     "diff": "results",
     "check": "results",
     "export": "results",
+    "gc": "results",
 }
 """The extra each command needs beyond the core install; the others need none.
 

@@ -35,19 +35,34 @@ def command(
 ) -> None:
     """Compare the specs under PATHS (default: audits/) with a baseline and print the plan.
 
+    The whole project is validated (names are unique and references resolve across
+    all its files); the plan shows the nodes defined under PATHS and what they need.
     Without --against, the baseline is the store: nodes complete there are kept,
     nodes whose Kind/name the store holds with another id are re-run, new ones are
-    created, and store entries whose Kind/name left the specs are removed. With
-    --against GIT_REF, the baseline is the graph of the specs at that ref. Each
-    re-run says why: a changed field, file or upstream node. Only workflows
+    created, and — for the whole project only — store entries whose Kind/name left
+    the specs are removed (with PATHS the rest of the store belongs to other specs).
+    With --against GIT_REF, the baseline is the graph of the same PATHS at that ref.
+    Each re-run says why: a changed field, file or upstream node. Only workflows
     (Dataset, Evaluation, Method) are planned; changes to Models, Modules and
     InferenceServices show up as reasons.
     """
-    from compiler import load_baseline, load_project, plan, render_plan, resolve_graph
+    from compiler import (
+        Baseline,
+        load_baseline,
+        load_scoped_graph,
+        load_scoped_graph_at,
+        plan,
+        render_plan,
+    )
 
     spec_paths = settings.spec_paths(paths)
-    graph = resolve_graph(load_project(settings.project_dir, spec_paths))
-    baseline = load_baseline(
-        settings.project_dir, spec_paths, against=against, store=store or settings.default_store
-    )
-    click.echo(render_plan(plan(graph, baseline), format_), nl=False)  # type: ignore[arg-type]
+    scoped = load_scoped_graph(settings.project_dir, spec_paths, given=bool(paths))
+    if against is not None:
+        at_ref = load_scoped_graph_at(settings.project_dir, against, spec_paths, given=bool(paths))
+        baseline = Baseline.from_graph(at_ref, f"git {against}")
+    else:
+        baseline = load_baseline(
+            settings.project_dir, spec_paths, store=store or settings.default_store
+        )
+    result = plan(scoped.graph, baseline, removals=against is not None or not scoped.subset)
+    click.echo(render_plan(result, format_), nl=False)  # type: ignore[arg-type]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ._common import EXIT_CODES_HELP, Settings
+from ._common import EXIT_CODES_HELP, Settings, paths_argument
+from ._scoping import all_option, results_scope, select_option
 
 
 @click.command(
@@ -14,6 +15,9 @@ from ._common import EXIT_CODES_HELP, Settings
     epilog=EXIT_CODES_HELP,
     short_help="Build a static site of safety cases and scores from a store.",
 )
+@paths_argument()
+@select_option()
+@all_option()
 @click.option(
     "--store",
     metavar="URI",
@@ -28,22 +32,32 @@ from ._common import EXIT_CODES_HELP, Settings
     help="Directory for the site; emptied first if an earlier `auditc report` wrote it.",
 )
 @click.pass_obj
-def command(settings: Settings, store: str | None, out_dir: Path) -> None:
-    """Write a self-contained static site of the store's results into --out.
+def command(
+    settings: Settings,
+    paths: tuple[str, ...],
+    selected: tuple[str, ...],
+    whole_store: bool,
+    store: str | None,
+    out_dir: Path,
+) -> None:
+    """Write a static site of the results of the specs under PATHS (default: audits/) into --out.
 
     The site has an overview of audits (one per safety-case Method) and systems under
     test, a score table per audit comparing every system (the better value green,
     whichever direction is better; gates shown as pass or fail), charts of scores per
     system and of per-group breakdowns from measurements, every safety case's
     rendered page, and a provenance page tracing each value to its run. Only the
-    latest complete run per Method and system is shown; older and failed runs are
-    listed on the provenance page. It uses no network and relative links only, so it
-    opens from the file system or any static host (e.g. GitHub Pages).
+    current specs' nodes are shown (--select narrows them; --all shows the latest
+    complete run per Method and system of the whole store); older and failed runs of
+    the same resources are listed on the provenance page. It uses no network and
+    relative links only, so it opens from the file system or any static host (e.g.
+    GitHub Pages).
     """
     from compiler.report import build_site, load_results
     from schemas import Store
 
-    results = load_results(Store.open(store or settings.default_store, create=False))
+    scope = results_scope(settings, paths, selected, whole_store)
+    results = load_results(Store.open(store or settings.default_store, create=False), scope)
     site = build_site(results, out_dir)
     click.echo(
         f"{site.audits} audit{'s' if site.audits != 1 else ''}, "
@@ -54,6 +68,7 @@ def command(settings: Settings, store: str | None, out_dir: Path) -> None:
             if site.gates_failed
             else ""
         )
+        + (f", {len(results.not_run)} not run yet" if results.not_run else "")
         + f": {len(site.pages)} pages",
         err=True,
     )

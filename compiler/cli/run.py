@@ -73,13 +73,14 @@ def command(
     and the exit code is 1. Ctrl-C stops every process cleanly; running again
     resumes (an interrupted evaluation keeps the rows it had committed).
     """
-    from compiler import load_project, require_graph_extras, resolve_graph
+    from compiler import load_scoped_graph, require_graph_extras
     from compiler.backends.local import run_local
     from schemas import Store
 
     settings: Settings = ctx.obj
     started = time.monotonic()
-    graph = resolve_graph(load_project(settings.project_dir, settings.spec_paths(paths)))
+    spec_paths = settings.spec_paths(paths)
+    graph = load_scoped_graph(settings.project_dir, spec_paths, given=bool(paths)).graph
     require_graph_extras(graph.select(selected) if selected else graph)
     opened = Store.open(store or settings.default_store)
     reporter = _Reporter.create()

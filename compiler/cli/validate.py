@@ -34,22 +34,30 @@ def command(ctx: click.Context, paths: tuple[str, ...], format_: str) -> None:
 
     PATHS are spec files or directories, searched recursively for *.yaml and *.yml.
     Every problem is reported at once, each as FILE:LINE:COLUMN: Kind/name:
-    field.path: what was found and what was expected [code]. Nothing in the specs,
-    their modules or their notebooks is executed, and no path may leave the project.
-    With --format json the result goes to stdout as one JSON document, problems
-    included (the exit code is still 2 when there are any).
+    field.path: what was found and what was expected [code]. The whole project is
+    checked even for a part of it (names are unique and references resolve across all
+    its files). Nothing in the specs, their modules or their notebooks is executed, and
+    no path may leave the project. With --format json the result goes to stdout as one
+    JSON document, problems included (the exit code is still 2 when there are any).
     """
-    from compiler import load_project
+    from compiler import Project, load_scoped_graph
     from schemas import SpecError
 
     settings: Settings = ctx.obj
     try:
-        project = load_project(settings.project_dir, settings.spec_paths(paths))
+        scoped = load_scoped_graph(
+            settings.project_dir, settings.spec_paths(paths), given=bool(paths)
+        )
     except SpecError as exc:
         if format_ != "json":
             raise
         click.echo(json.dumps(_document(None, exc.issues), indent=2))
         ctx.exit(EXIT_INVALID)
+    whole = scoped.project
+    names = {node.name for node in scoped.graph}
+    project = Project(
+        whole.root, {n: r for n, r in whole.resources.items() if n in names}, whole.file_hashes
+    )
     if format_ == "json":
         click.echo(json.dumps(_document(project, []), indent=2))
     else:

@@ -55,8 +55,8 @@ def _testcase(suite: ET.Element, gate: GateResult) -> None:
         failure = ET.SubElement(
             case,
             "failure",
-            message=f"{gate.score.name} = {shown}: {gate.violation} (gate {gate.bound})",
-            type="gate",
+            message=f"{gate.score.name} = {shown}: {gate.reason} (gate {gate.bound})",
+            type="gate" if gate.outcome == "fail" else "inconclusive-gate",
         )
         failure.text = f"value {gate.score.value!r}; gate {gate.bound}; system {gate.system}"
     out = ET.SubElement(case, "system-out")

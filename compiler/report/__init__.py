@@ -16,7 +16,17 @@ Example:
     PosixPath('site/index.html')
 """
 
-from ._check import CHECK_SCHEMA_VERSION, CheckResult, GateResult, check_gates, render_check
+from ._check import (
+    CHECK_SCHEMA_VERSION,
+    EXIT_GATE_FAILED,
+    EXIT_INCONCLUSIVE,
+    EXIT_PASSED,
+    CheckResult,
+    GateResult,
+    NotRun,
+    check_gates,
+    render_check,
+)
 from ._diff import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
@@ -24,12 +34,13 @@ from ._diff import (
     DIFF_SCHEMA_VERSION,
     BootstrapOptions,
     CaseDiff,
+    Comparison,
     DiffReport,
     DiffSide,
+    GateFlip,
     NodeChange,
     ScoreDiff,
     diff_results,
-    paired_bootstrap,
     render_diff,
 )
 from ._results import (
@@ -37,6 +48,7 @@ from ._results import (
     Audit,
     NodeRef,
     SafetyCase,
+    Scope,
     StoreIndex,
     StoreResults,
     System,
@@ -44,6 +56,7 @@ from ._results import (
     load_results,
     read_instances,
     read_table,
+    scope_of,
 )
 from ._site import Site, build_site, sanitize_case_html
 
@@ -53,17 +66,24 @@ __all__ = [
     "DEFAULT_RESAMPLES",
     "DEFAULT_SEED",
     "DIFF_SCHEMA_VERSION",
+    "EXIT_GATE_FAILED",
+    "EXIT_INCONCLUSIVE",
+    "EXIT_PASSED",
     "NO_SYSTEM",
     "Audit",
     "BootstrapOptions",
     "CaseDiff",
     "CheckResult",
+    "Comparison",
     "DiffReport",
     "DiffSide",
+    "GateFlip",
     "GateResult",
     "NodeChange",
     "NodeRef",
+    "NotRun",
     "SafetyCase",
+    "Scope",
     "ScoreDiff",
     "Site",
     "StoreIndex",
@@ -74,10 +94,10 @@ __all__ = [
     "check_gates",
     "diff_results",
     "load_results",
-    "paired_bootstrap",
     "read_instances",
     "read_table",
     "render_check",
     "render_diff",
     "sanitize_case_html",
+    "scope_of",
 ]

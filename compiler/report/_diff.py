@@ -2,12 +2,21 @@
 
 Each side is a `DiffSide`: the safety cases of a store (what the report shows) or the
 ones a git ref's specs resolve to. Safety cases are paired by Method name (and by
-system under test when a Method has several). For every score the report gives the
-old and new value and their difference; where both runs stored per-instance values
-(`instances/<score>.parquet`), it pairs them on `_index_` and adds a paired bootstrap
-interval of the change in the mean per-instance value, which is significant when the
-interval excludes 0. It also says which nodes changed and why, from their manifests:
-spec fields, upstream ids, input file hashes, model revision.
+system under test when a Method has several). The report reads like a reviewer would:
+
+1. **gate flips** first: a gate that went PASS → FAIL (or PASS → INCONCLUSIVE,
+   INCONCLUSIVE → FAIL) is a regression, the other way an improvement;
+2. then every score: old and new value, their difference and — where both runs stored
+   per-instance values — a paired test and interval (`_statistics.py`: exact McNemar
+   for 0/1 values, a paired permutation test otherwise; a paired bootstrap interval of
+   the change in the score as it aggregates), with Holm's correction over the tests of
+   the whole diff. The verdict never contradicts the interval: a change is significant
+   only when its adjusted p-value is below 1 − confidence *and* the interval excludes 0,
+   and a change the paired instances cannot explain (rows added or removed) is "not
+   comparable", never "no significant change";
+3. how the instances paired (paired, changed, only in one run), with a warning when a
+   dataset changed and its rows are paired by position (no `spec.index`);
+4. which nodes changed and why, from their manifests.
 
 Pure except for reading per-instance Parquet from the stores.
 """
@@ -15,18 +24,17 @@ Pure except for reading per-instance Parquet from the stores.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas import INDEX_COLUMN, Issue, Manifest, ScoreValue, Store, UsageError
+from schemas import GateOutcome, Issue, Manifest, ScoreValue, Store, UsageError
 
-from ._results import SafetyCase, StoreResults, read_instances
-
-if TYPE_CHECKING:
-    import numpy as np
+from ._results import SafetyCase, StoreResults, gate_text, read_instances
+from ._statistics import PairedStatistics, holm, paired_statistics
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
@@ -35,33 +43,36 @@ __all__ = [
     "DIFF_SCHEMA_VERSION",
     "BootstrapOptions",
     "CaseDiff",
+    "Comparison",
     "DiffReport",
     "DiffSide",
-    "Interval",
+    "GateFlip",
     "NodeChange",
     "ScoreDiff",
     "diff_results",
-    "paired_bootstrap",
     "render_diff",
 ]
 
 logger = logging.getLogger(__name__)
 
-DIFF_SCHEMA_VERSION: Final = 1
+DIFF_SCHEMA_VERSION: Final = 2
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 0
 DEFAULT_CONFIDENCE = 0.95
-MAX_RESAMPLE_CELLS = 4_000_000
-"""Resampled indexes held in memory at once (32 MB of int64); larger problems run in chunks."""
+MAX_RESAMPLES = 100_000
 ZERO = 1e-12
 """Differences smaller than this are floating-point noise, shown as 0."""
+SAME = 1e-9
+"""Two computations of one score that differ less than this agree."""
 
 Direction = Literal["better", "worse", "up", "down", "same"]
+GateChange = Literal["regression", "improvement"]
+_GATE_RANK: dict[str, int] = {"fail": 0, "inconclusive": 1, "pass": 2}
 
 
 @dataclass(frozen=True)
 class BootstrapOptions:
-    """How the paired bootstrap resamples.
+    """How the paired statistics resample: bootstrap resamples, permutations, seed, confidence.
 
     Example:
         >>> BootstrapOptions(resamples=5000, seed=7, confidence=0.99)
@@ -73,8 +84,12 @@ class BootstrapOptions:
     confidence: float = DEFAULT_CONFIDENCE
 
     def __post_init__(self) -> None:
-        if self.resamples < 100:
-            raise UsageError(f"--resamples must be at least 100, got {self.resamples}")
+        if not 100 <= self.resamples <= MAX_RESAMPLES:
+            raise UsageError(
+                f"--resamples must be between 100 and {MAX_RESAMPLES}, got {self.resamples}"
+            )
+        if self.seed < 0:
+            raise UsageError(f"--seed must be 0 or more, got {self.seed}")
         if not 0.5 <= self.confidence < 1:
             raise UsageError(f"--confidence must be in [0.5, 1), got {self.confidence}")
 
@@ -103,17 +118,34 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Interval(_Model):
-    """A paired bootstrap interval of the change in the mean per-instance value."""
+class Comparison(_Model):
+    """The paired comparison of one score: instances, test, interval."""
 
-    low: float
-    high: float
-    mean_delta: float
-    """Observed mean of the paired differences (head − base)."""
     paired: int
     """Instances present in both runs."""
-    unpaired: int
-    """Instances present in one run only (left out)."""
+    changed: int
+    """Paired instances whose per-instance value differs between the runs."""
+    only_base: int
+    only_head: int
+    delta: float
+    """The change of the score recomputed over the paired instances (head − base)."""
+    low: float | None
+    high: float | None
+    """The paired bootstrap interval of that change (None when undefined)."""
+    interval_method: str | None
+    test: Literal["mcnemar", "permutation"]
+    p_value: float
+    p_adjusted: float
+    """Holm-adjusted over every test of the diff."""
+
+    @property
+    def unpaired(self) -> int:
+        """Instances in one run only."""
+        return self.only_base + self.only_head
+
+    def excludes_zero(self) -> bool:
+        """Whether the interval lies wholly on one side of 0."""
+        return self.low is not None and self.high is not None and not self.low <= 0 <= self.high
 
 
 class ScoreDiff(_Model):
@@ -130,13 +162,18 @@ class ScoreDiff(_Model):
     delta: float | None
     direction: Direction | None
     """`better`/`worse` by the score's valence; `up`/`down` when it has none; None if one side lacks it."""
-    interval: Interval | None
-    significant: bool | None
-    """Whether the interval excludes 0; None without per-instance values on both sides."""
+    base_gate: GateOutcome | None = None
+    head_gate: GateOutcome | None = None
+    gate_change: GateChange | None = None
+    """A gate that got worse (PASS → INCONCLUSIVE → FAIL) is a regression."""
+    gate: str | None = None
+    """The gate as the head (else the base) declares it: `≤ 10.0%`."""
+    comparison: Comparison | None = None
+    significant: bool | None = None
+    """Adjusted p below 1 − confidence and the interval excludes 0; None without a test."""
+    verdict: str = ""
     note: str | None = None
-    """Why there is no interval."""
-    base_passed: bool | None = None
-    head_passed: bool | None = None
+    """Why there is no comparison."""
 
     def show(self, value: float | None, *, signed: bool = False) -> str:
         """A value in the score's format and unit."""
@@ -153,18 +190,14 @@ class ScoreDiff(_Model):
         return f"{text} {self.unit}" if self.unit else text
 
     @property
-    def verdict(self) -> str:
-        """A few words: `better (significant)`, `no significant change`, `worse`, …"""
-        if self.delta is None:
-            return "only in head" if self.base is None else "only in base"
-        if self.significant:
-            what = self.direction if self.direction in ("better", "worse") else "changed"
-            return f"{what} (significant)"
-        if self.significant is False:
-            return "no significant change"
-        if self.direction == "same":
-            return "unchanged"
-        return str(self.direction)  # `note` says why there is no interval
+    def gate_flip(self) -> str:
+        """`PASS → FAIL`, `pass` (unchanged), or `—` without a gate."""
+        if self.base_gate is None and self.head_gate is None:
+            return "—"
+        if self.base_gate == self.head_gate:
+            return str(self.head_gate).lower()
+        old = (self.base_gate or "—").upper()
+        return f"{old} → {(self.head_gate or '—').upper()}"
 
 
 class NodeChange(_Model):
@@ -187,17 +220,35 @@ class CaseDiff(_Model):
     status: Literal["added", "removed", "changed", "unchanged"]
     """`unchanged`: the same run (same id) on both sides."""
     scores: list[ScoreDiff]
+    warnings: list[str] = []
+    """How the instances paired, when the pairing may be wrong."""
+
+
+class GateFlip(_Model):
+    """A gate whose outcome changed between the runs."""
+
+    method: str
+    system: str
+    score: str
+    change: GateChange
+    base: GateOutcome
+    head: GateOutcome
+    text: str
+    """`max_fpr_gap 8.0% → 31.7% (gate ≤ 10.0%)`."""
 
 
 class DiffReport(_Model):
     """`auditc diff`'s result; its JSON form carries `schema_version`."""
 
-    schema_version: Literal[1] = DIFF_SCHEMA_VERSION
+    schema_version: Literal[2] = DIFF_SCHEMA_VERSION
     base: str
     head: str
     resamples: int
     seed: int
     confidence: float
+    tests: int
+    """Paired tests run (the family Holm's correction adjusts over)."""
+    gates: list[GateFlip]
     cases: list[CaseDiff]
     nodes: list[NodeChange]
     missing: list[str]
@@ -208,6 +259,16 @@ class DiffReport(_Model):
         """Every score whose change is significant."""
         return [(c, s) for c in self.cases for s in c.scores if s.significant]
 
+    @property
+    def regressions(self) -> list[GateFlip]:
+        """Gates that got worse."""
+        return [g for g in self.gates if g.change == "regression"]
+
+    @property
+    def worse(self) -> list[tuple[CaseDiff, ScoreDiff]]:
+        """Significant changes for the worse."""
+        return [(c, s) for c, s in self.significant if s.direction == "worse"]
+
 
 # ------------------------------------------------------------------ compute
 
@@ -215,28 +276,40 @@ class DiffReport(_Model):
 def diff_results(
     base: DiffSide, head: DiffSide, options: BootstrapOptions | None = None
 ) -> DiffReport:
-    """Compare two sides score by score, with paired bootstrap intervals where possible.
+    """Compare two sides: gate flips, then every score with a paired test and interval.
 
     Args:
         base: The old side (e.g. the main branch's store).
         head: The new side (e.g. the pull request's store).
-        options: Resamples, seed and confidence of the bootstrap.
+        options: Resamples, seed and confidence of the paired statistics.
 
     Returns:
-        Every pair of safety cases with its score differences, and the nodes that changed.
+        The gate flips, every pair of safety cases with its score differences, and the
+        nodes that changed.
 
     Raises:
         StoreError: a per-instance file is unreadable.
     """
     options = options or BootstrapOptions()
     pairs = list(_pair(base.cases, head.cases))
-    cases = [_case_diff(b, h, base.store, head.store, options) for b, h in pairs]
+    measured = [
+        (b, h, [_measure(n, b, h, base.store, head.store, options) for n in _score_names(b, h)])
+        for b, h in pairs
+    ]
+    adjusted = iter(holm([m.stats.p_value for _, _, ms in measured for m in ms if m.stats]))
+    alpha = 1.0 - options.confidence
+    cases = []
+    for b, h, found in measured:
+        scores = [_score_diff(m, adjusted, alpha) for m in found]
+        cases.append(_case_diff(b, h, scores))
     return DiffReport(
         base=base.label,
         head=head.label,
         resamples=options.resamples,
         seed=options.seed,
         confidence=options.confidence,
+        tests=sum(1 for c in cases for s in c.scores if s.comparison),
+        gates=[flip for c in cases for flip in _gate_flips(c)],
         cases=cases,
         nodes=_node_changes(pairs),
         missing=[f"{base.label}: {m}" for m in base.missing]
@@ -262,16 +335,10 @@ def _pair(
 
 
 def _case_diff(
-    base: SafetyCase | None,
-    head: SafetyCase | None,
-    base_store: Store,
-    head_store: Store,
-    options: BootstrapOptions,
+    base: SafetyCase | None, head: SafetyCase | None, scores: list[ScoreDiff]
 ) -> CaseDiff:
     either = head or base
     assert either is not None
-    names = _score_names(base, head)
-    scores = [_score_diff(n, base, head, base_store, head_store, options) for n in names]
     if base is None or head is None:
         status: Literal["added", "removed", "changed", "unchanged"] = (
             "added" if base is None else "removed"
@@ -287,6 +354,7 @@ def _case_diff(
         head_id=head.id if head else None,
         status=status,
         scores=scores,
+        warnings=_pairing_warnings(base, head, scores) if base and head else [],
     )
 
 
@@ -300,26 +368,78 @@ def _score_names(*cases: SafetyCase | None) -> list[str]:
     return primary + other
 
 
-def _score_diff(
+@dataclass(frozen=True)
+class _Measured:
+    """One score of a pair before Holm's correction."""
+
+    old: ScoreValue | None
+    new: ScoreValue | None
+    stats: PairedStatistics | None
+    note: str | None
+
+
+def _measure(
     name: str,
     base: SafetyCase | None,
     head: SafetyCase | None,
     base_store: Store,
     head_store: Store,
     options: BootstrapOptions,
-) -> ScoreDiff:
+) -> _Measured:
     old = base.score(name) if base else None
     new = head.score(name) if head else None
+    if not (old and new and base and head):
+        return _Measured(old, new, None, None)
+    if old.aggregate != new.aggregate:
+        what = [(a.describe() if a else "the mean") for a in (old.aggregate, new.aggregate)]
+        return _Measured(old, new, None, f"the score's aggregate changed ({what[0]} → {what[1]})")
+    before = read_instances(base_store, base, name, old.aggregate)
+    after = read_instances(head_store, head, name, new.aggregate)
+    if before is None or after is None:
+        side = (
+            "either run"
+            if before is None and after is None
+            else "the base run"
+            if before is None
+            else "the head run"
+        )
+        return _Measured(old, new, None, f"no per-instance values in {side}")
+    found = paired_statistics(
+        before, after, new.aggregate, options.confidence, options.resamples, options.seed
+    )
+    if isinstance(found, str):
+        return _Measured(old, new, None, found)
+    return _Measured(old, new, found, None)
+
+
+def _score_diff(measured: _Measured, adjusted: Iterator[float], alpha: float) -> ScoreDiff:
+    old, new = measured.old, measured.new
     spec = new or old
     assert spec is not None
     delta = new.value - old.value if old and new else None
-    interval, note = None, None
-    if old and new and base and head:
-        interval, note = _interval(name, base, head, base_store, head_store, options)
-    significant = None if interval is None else not interval.low <= 0.0 <= interval.high
+    comparison = None
+    if measured.stats is not None:
+        found = measured.stats
+        comparison = Comparison(
+            paired=found.paired,
+            changed=found.changed,
+            only_base=found.only_base,
+            only_head=found.only_head,
+            delta=found.delta,
+            low=found.low,
+            high=found.high,
+            interval_method=found.interval_method,
+            test=found.test,
+            p_value=found.p_value,
+            p_adjusted=next(adjusted),
+        )
+    base_gate = old.gate() if old else None
+    head_gate = new.gate() if new else None
+    direction = _direction(delta, spec)
+    verdict, significant = _verdict(old, new, delta, direction, comparison, alpha)
     return ScoreDiff(
-        name=name,
-        title=spec.title or name,
+        name=spec.name,
+        title=spec.title or spec.name,
         primary=spec.primary,
         valence=spec.valence,
         format=spec.format,
@@ -327,12 +447,15 @@ def _score_diff(
         base=old.value if old else None,
         head=new.value if new else None,
         delta=delta,
-        direction=_direction(delta, spec),
-        interval=interval,
+        direction=direction,
+        base_gate=base_gate,
+        head_gate=head_gate,
+        gate_change=_gate_change(base_gate, head_gate),
+        gate=gate_text(spec),
+        comparison=comparison,
         significant=significant,
-        note=note,
-        base_passed=old.passed() if old else None,
-        head_passed=new.passed() if new else None,
+        verdict=verdict,
+        note=measured.note,
     )
 
 
@@ -346,72 +469,91 @@ def _direction(delta: float | None, spec: ScoreValue) -> Direction | None:
     return "better" if (delta > 0) == (spec.valence == "positive") else "worse"
 
 
-def _interval(
-    name: str,
-    base: SafetyCase,
-    head: SafetyCase,
-    base_store: Store,
-    head_store: Store,
-    options: BootstrapOptions,
-) -> tuple[Interval | None, str | None]:
-    old = read_instances(base_store, base, name)
-    new = read_instances(head_store, head, name)
-    if old is None or new is None:
-        side = (
-            "either run"
-            if old is None and new is None
-            else "the base run"
-            if old is None
-            else "the head run"
+def _gate_change(base: GateOutcome | None, head: GateOutcome | None) -> GateChange | None:
+    if base is None or head is None or base == head:
+        return None
+    return "regression" if _GATE_RANK[head] < _GATE_RANK[base] else "improvement"
+
+
+def _verdict(
+    old: ScoreValue | None,
+    new: ScoreValue | None,
+    delta: float | None,
+    direction: Direction | None,
+    comparison: Comparison | None,
+    alpha: float,
+) -> tuple[str, bool | None]:
+    """A few words, and whether the change is significant (None: not decided)."""
+    if delta is None or direction is None:
+        return ("only in head" if old is None else "only in base"), None
+    if comparison is None:
+        return ("unchanged" if direction == "same" else f"{direction}, not tested"), None
+    low, high = comparison.low, comparison.high
+    inside = low is not None and high is not None and low - SAME <= delta <= high + SAME
+    if not inside and not math.isclose(comparison.delta, delta, rel_tol=1e-6, abs_tol=SAME):
+        # The instances both runs have do not account for the change of the score.
+        if comparison.unpaired:
+            return f"not comparable: {comparison.unpaired} instances in one run only", None
+        return "not comparable: the per-instance values do not reproduce the scores", None
+    if comparison.changed == 0:
+        return "unchanged", False
+    what = direction if direction in ("better", "worse") else f"changed ({direction})"
+    if comparison.excludes_zero() and comparison.p_adjusted < alpha:
+        return f"{what} (significant)", True
+    if comparison.excludes_zero() or (comparison.low is None and comparison.p_value < alpha):
+        return f"{what}, not significant after Holm (adjusted p {_p(comparison.p_adjusted)})", False
+    return "no significant change", False
+
+
+def _gate_flips(case: CaseDiff) -> list[GateFlip]:
+    flips = []
+    for s in case.scores:
+        if s.gate_change is None or s.base_gate is None or s.head_gate is None:
+            continue
+        flips.append(
+            GateFlip(
+                method=case.method,
+                system=case.system,
+                score=s.name,
+                change=s.gate_change,
+                base=s.base_gate,
+                head=s.head_gate,
+                text=f"{s.name} {s.show(s.base)} → {s.show(s.head)}"
+                + (f" (gate {s.gate})" if s.gate else ""),
+            )
         )
-        return None, f"no per-instance values in {side}"
-    joined = old.join(
-        new, INDEX_COLUMN, join_type="inner", left_suffix="_base", right_suffix="_head"
-    )
-    paired = joined.num_rows
-    if paired < 2:
-        return None, f"only {paired} instance(s) in both runs"
-    import numpy as np
-
-    diffs = np.asarray(joined.column("value_head"), dtype=np.float64) - np.asarray(
-        joined.column("value_base"), dtype=np.float64
-    )
-    low, high = paired_bootstrap(diffs, options)
-    unpaired = old.num_rows + new.num_rows - 2 * paired
-    return Interval(
-        low=low, high=high, mean_delta=float(diffs.mean()), paired=paired, unpaired=unpaired
-    ), None
+    return flips
 
 
-def paired_bootstrap(
-    diffs: np.ndarray, options: BootstrapOptions | None = None
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of paired differences.
+def _pairing_warnings(base: SafetyCase, head: SafetyCase, scores: list[ScoreDiff]) -> list[str]:
+    """Datasets that changed while their rows are paired by position."""
+    if not any(s.comparison for s in scores):
+        return []
+    old = {m.name: m for m in base.lineage if m.kind == "Dataset"}
+    warnings = []
+    for manifest in head.lineage:
+        before = old.get(manifest.name)
+        if manifest.kind != "Dataset" or before is None or before.id == manifest.id:
+            continue
+        if _index_column(manifest) is None or _index_column(before) is None:
+            warnings.append(
+                f"Dataset/{manifest.name} changed ({_short(before.id)} → {_short(manifest.id)}) "
+                "and its instances are paired by row position (_index_ is the row number): "
+                "a reordered or edited file pairs different rows; declare `spec.index` "
+                "(a column of unique ids) on the Dataset to pair by id"
+            )
+    return warnings
 
-    Resamples instances with replacement (the same instances for both runs, hence
-    paired), vectorised with numpy in chunks of at most `MAX_RESAMPLE_CELLS` indexes.
 
-    Args:
-        diffs: head − base per instance.
-        options: Resamples, seed and confidence level.
+def _index_column(manifest: Manifest) -> str | None:
+    spec: Any = manifest.spec
+    body = spec.get("spec") if isinstance(spec.get("spec"), dict) else spec
+    found = body.get("index") if isinstance(body, dict) else None
+    return found if isinstance(found, str) else None
 
-    Returns:
-        The interval's (low, high).
-    """
-    import numpy as np
 
-    options = options or BootstrapOptions()
-    n = len(diffs)
-    rng = np.random.default_rng(options.seed)
-    means = np.empty(options.resamples, dtype=np.float64)
-    chunk = max(1, MAX_RESAMPLE_CELLS // max(n, 1))
-    for start in range(0, options.resamples, chunk):
-        stop = min(options.resamples, start + chunk)
-        picks = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = diffs[picks].mean(axis=1)
-    tail = (1.0 - options.confidence) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return float(low), float(high)
+def _p(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 # ------------------------------------------------------------ node changes
@@ -514,43 +656,113 @@ def render_diff(report: DiffReport, fmt: Literal["text", "json", "markdown"] = "
 def _method_note(report: DiffReport) -> str:
     level = f"{report.confidence:.0%}"
     return (
-        f"paired bootstrap: {report.resamples} resamples, seed {report.seed}; "
-        f"{level} intervals of the change in the mean per-instance value, "
-        "significant when they exclude 0"
+        f"tests: exact McNemar for 0/1 values, else a paired permutation test "
+        f"({report.resamples} permutations); {level} intervals: paired bootstrap of the change "
+        f"in the score as it aggregates ({report.resamples} resamples, seed {report.seed}); "
+        f"p-values Holm-adjusted over {report.tests} test{'s' if report.tests != 1 else ''}; "
+        f"significant when the adjusted p < {1 - report.confidence:.2g} and the interval excludes 0"
     )
 
 
 def _interval_text(score: ScoreDiff) -> str:
-    if score.interval is None:
+    c = score.comparison
+    if c is None or c.low is None or c.high is None:
         return "—"
-    return f"[{score.show(score.interval.low)}, {score.show(score.interval.high)}]"
+    return f"[{score.show(c.low, signed=True)}, {score.show(c.high, signed=True)}]"
+
+
+def _p_text(score: ScoreDiff) -> str:
+    return "—" if score.comparison is None else _p(score.comparison.p_adjusted)
+
+
+def _instances_line(score: ScoreDiff) -> str | None:
+    """`accuracy: 240 paired, 31 changed, 12 only in head; exact McNemar, p 0.004`."""
+    c = score.comparison
+    if c is None:
+        if score.note and score.direction not in (None, "same"):
+            return f"{score.name}: no test: {score.note}"
+        return None
+    parts = [f"{c.paired} paired", f"{c.changed} changed"]
+    if c.only_base:
+        parts.append(f"{c.only_base} only in base")
+    if c.only_head:
+        parts.append(f"{c.only_head} only in head")
+    test = "exact McNemar" if c.test == "mcnemar" else "paired permutation"
+    line = f"{score.name}: {', '.join(parts)}; {test}, p {_p(c.p_value)}"
+    if c.unpaired and score.delta is not None and abs(c.delta - score.delta) > SAME:
+        line += f"; over the paired instances the change is {score.show(c.delta, signed=True)}"
+    return line
+
+
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def _summary(report: DiffReport) -> str:
+    found = report.significant
+    better = sum(1 for _, s in found if s.direction == "better")
+    worse = sum(1 for _, s in found if s.direction == "worse")
+    scores = sum(len(c.scores) for c in report.cases)
+    improvements = len(report.gates) - len(report.regressions)
+    return (
+        f"{_count(len(report.regressions), 'gate regression')}, "
+        f"{_count(improvements, 'gate improvement')}; "
+        f"{_count(len(found), 'significant change')} ({better} better, {worse} worse) "
+        f"in {_count(scores, 'score')} of {_count(len(report.cases), 'safety case')}"
+    )
+
+
+def _gate_lines(report: DiffReport) -> list[str]:
+    if not report.gates:
+        gated = any(s.head_gate or s.base_gate for c in report.cases for s in c.scores)
+        return ["gates: no gate changed" if gated else "gates: none declared"]
+    lines = [
+        f"gates: {len(report.regressions)} regressed, {len(report.gates) - len(report.regressions)} improved"
+    ]
+    for flip in sorted(report.gates, key=lambda g: g.change != "regression"):
+        lines.append(
+            f"  {flip.change.upper():<11}  {flip.method} · {flip.system}  "
+            f"{flip.base.upper()} → {flip.head.upper()}  {flip.text}"
+        )
+    return lines
 
 
 def _text(report: DiffReport) -> str:
     lines = [f"auditc diff: {report.base} → {report.head}", _method_note(report), ""]
+    lines.extend(_gate_lines(report))
+    lines.append("")
     if not report.cases:
         lines.append("no safety cases on either side: nothing to compare")
     for case in report.cases:
         lines.append(f"{case.method} · {case.system}  ({_case_ids(case)}, {case.status})")
-        table = [["score", "base", "head", "delta", f"{report.confidence:.0%} CI", ""]]
+        table = [
+            [
+                "score",
+                "base",
+                "head",
+                "delta",
+                f"{report.confidence:.0%} CI",
+                "p (Holm)",
+                "gate",
+                "",
+            ]
+        ]
         for s in case.scores:
-            label = s.name + (" *" if s.primary else "")
             table.append(
                 [
-                    label,
+                    s.name + (" *" if s.primary else ""),
                     s.show(s.base),
                     s.show(s.head),
                     s.show(s.delta, signed=True),
                     _interval_text(s),
+                    _p_text(s),
+                    s.gate_flip,
                     s.verdict,
                 ]
             )
         lines.extend("  " + row for row in _align(table))
-        lines.extend(
-            f"    {s.name}: no interval: {s.note}"
-            for s in case.scores
-            if s.note and s.direction not in (None, "same")
-        )
+        lines.extend(f"    {line}" for s in case.scores if (line := _instances_line(s)))
+        lines.extend(f"  warning: {w}" for w in case.warnings)
         lines.append("")
     lines.extend(_node_lines(report))
     lines.extend(f"not in the store: {m}" for m in report.missing)
@@ -588,18 +800,6 @@ def _node_lines(report: DiffReport) -> list[str]:
     return lines
 
 
-def _summary(report: DiffReport) -> str:
-    found = report.significant
-    better = sum(1 for _, s in found if s.direction == "better")
-    worse = sum(1 for _, s in found if s.direction == "worse")
-    scores = sum(len(c.scores) for c in report.cases)
-    return (
-        f"{len(found)} significant change{'s' if len(found) != 1 else ''} "
-        f"({better} better, {worse} worse) in {scores} score{'s' if scores != 1 else ''} "
-        f"of {len(report.cases)} safety case{'s' if len(report.cases) != 1 else ''}"
-    )
-
-
 _ICON = {"better": "🟢", "worse": "🔴"}
 
 
@@ -610,28 +810,43 @@ def _markdown(report: DiffReport) -> str:
         f"**{_summary(report)}**",
         "",
     ]
+    if report.gates:
+        lines += ["| gate | safety case | score | base | head |", "|---|---|---|---|---|"]
+        for flip in sorted(report.gates, key=lambda g: g.change != "regression"):
+            icon = "🔴" if flip.change == "regression" else "🟢"
+            lines.append(
+                f"| {icon} {flip.change} | {_md(flip.method)} · {_md(flip.system)} | "
+                f"{_md(flip.text)} | {flip.base.upper()} | {flip.head.upper()} |"
+            )
+        lines.append("")
     for case in report.cases:
         lines.append(f"#### {case.method} · {_md(case.system)}")
         lines.append(f"{_case_ids(case)}: {case.status}")
         lines.append("")
-        lines.append(f"| score | base | head | Δ | {report.confidence:.0%} CI | |")
-        lines.append("|---|---:|---:|---:|---|---|")
+        lines.append(
+            f"| score | base | head | Δ | {report.confidence:.0%} CI | p (Holm) | gate | |"
+        )
+        lines.append("|---|---:|---:|---:|---|---:|---|---|")
         for s in case.scores:
             title = f"**{s.name}**" if s.primary else s.name
             icon = _ICON.get(s.direction or "", "") if s.significant else ""
-            verdict = f"{icon} {s.verdict}".strip()
-            if s.note and s.direction not in (None, "same"):
-                verdict = f"{verdict}; no interval: {s.note}"
             cells = [
                 title,
                 s.show(s.base),
                 s.show(s.head),
                 s.show(s.delta, signed=True),
                 _interval_text(s),
-                verdict,
+                _p_text(s),
+                s.gate_flip,
+                f"{icon} {s.verdict}".strip(),
             ]
             lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
         lines.append("")
+        details = [line for s in case.scores if (line := _instances_line(s))]
+        lines.extend(f"- {_md(line)}" for line in details)
+        lines.extend(f"- ⚠️ {_md(w)}" for w in case.warnings)
+        if details or case.warnings:
+            lines.append("")
     if report.nodes:
         lines.append(f"<details><summary>{len(report.nodes)} node(s) changed</summary>")
         lines.append("")
@@ -645,10 +860,17 @@ def _markdown(report: DiffReport) -> str:
         lines.append("</details>")
         lines.append("")
     lines.extend(f"> not in the store: `{_md(m)}`" for m in report.missing)
-    lines.append(f"<sub>{_method_note(report)}.</sub>")
+    lines.append(f"<sub>{_md(_method_note(report))}.</sub>")
     return "\n".join(lines)
 
 
 def _md(text: str) -> str:
-    """Text safe inside a Markdown table cell or code span."""
-    return text.replace("|", "\\|").replace("`", "'").replace("\n", " ")
+    """Text safe inside a Markdown table cell or code span (no HTML: a PR comment renders it)."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+        .replace("`", "'")
+        .replace("\n", " ")
+    )

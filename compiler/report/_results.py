@@ -28,6 +28,7 @@ from schemas import (
     SCORES_FILE,
     WORKFLOW_KINDS,
     Manifest,
+    ScoreAggregate,
     ScoresFile,
     ScoreValue,
     Store,
@@ -38,22 +39,27 @@ from schemas import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from compiler._resolve import Graph
+
 __all__ = [
     "INSTANCES_DIR",
     "NO_SYSTEM",
     "Audit",
     "NodeRef",
     "SafetyCase",
+    "Scope",
     "StoreIndex",
     "StoreResults",
     "System",
     "cases_by_ref",
     "format_score",
+    "gate_text",
     "load_results",
     "node_anchor",
     "output_kind",
     "read_instances",
     "read_table",
+    "scope_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -107,6 +113,26 @@ def format_score(score: ScoreValue, value: float | None = None) -> str:
     shown = score.value if value is None else value
     text = score.format.format(value=shown)
     return f"{text} {score.unit}" if score.unit else text
+
+
+def gate_text(score: ScoreValue) -> str | None:
+    """The gate in the score's own format: `≤ 10.0%`, `≥ 0.8`, `between 1 and 2 ms`,
+    followed by `at 95% confidence` for a confidence gate."""
+
+    def show(bound: float) -> str:
+        return format_score(score, bound)
+
+    if score.gate_min is not None and score.gate_max is not None:
+        text = f"between {show(score.gate_min)} and {show(score.gate_max)}"
+    elif score.gate_min is not None:
+        text = f"≥ {show(score.gate_min)}"
+    elif score.gate_max is not None:
+        text = f"≤ {show(score.gate_max)}"
+    else:
+        return None
+    if score.gate_confidence is not None:
+        text += f" at {score.gate_confidence:.0%} confidence"
+    return text
 
 
 def output_kind(manifest: Manifest) -> str:
@@ -307,6 +333,27 @@ def _systems(lineage: list[Manifest], configs: list[NodeRef]) -> tuple[System, .
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Which runs of a store to read: those of the current specs, not the whole store.
+
+    Built from a resolved graph (`scope_of`). `report` and `check` read exactly the
+    safety-case nodes of the specs (by id); a comparison of two stores reads, on each
+    side, the latest runs of the safety-case Methods the specs name.
+    """
+
+    cases: Mapping[NodeRef, tuple[str, ...]]
+    """Every safety-case node of the specs → the names of its gated scores."""
+    keys: frozenset[str]
+    """`Kind/name` of every workflow node of the specs (for the older runs listed)."""
+    description: str = "the specs"
+
+    @property
+    def methods(self) -> frozenset[str]:
+        """The names of the safety-case Methods."""
+        return frozenset(ref.name for ref in self.cases)
+
+
+@dataclass(frozen=True)
 class StoreResults:
     """What a store holds, as `report` and `check` show it."""
 
@@ -316,6 +363,10 @@ class StoreResults:
     """By Method name."""
     superseded: tuple[Manifest, ...]
     """Runs not shown: older complete runs and failed runs, newest first."""
+    not_run: tuple[NodeRef, ...] = ()
+    """Safety cases of the scope that the store holds no complete run of."""
+    scope: Scope | None = None
+    """None: the whole store."""
 
     @property
     def cases(self) -> list[SafetyCase]:
@@ -335,29 +386,60 @@ class StoreResults:
         return list(seen.values())
 
 
-def load_results(store: Store) -> StoreResults:
-    """Select the safety cases to show: the latest complete run per Method and system.
+def scope_of(graph: Graph, description: str = "the specs") -> Scope:
+    """The scope of a resolved graph: its safety-case nodes and workflow keys."""
+    cases: dict[NodeRef, tuple[str, ...]] = {}
+    for node in graph:
+        if node.output_kind == "SafetyCase":
+            specs = getattr(node.resource.spec, "scores", [])
+            gated = tuple(s.name for s in specs if s.gate is not None)
+            cases[NodeRef(node.kind, node.name, node.id)] = gated
+    keys = frozenset(node.key for node in graph if node.is_workflow)
+    return Scope(cases, keys, description)
+
+
+def load_results(
+    store: Store, scope: Scope | None = None, *, by_method: bool = False
+) -> StoreResults:
+    """Select the safety cases to show.
 
     Args:
         store: The store to read.
+        scope: The current specs' nodes; None reads the whole store.
+        by_method: Read the latest complete run of each of the scope's Methods (per
+            system) instead of its exact nodes — for comparing two stores, whose runs of
+            the same specs may have other ids.
 
     Returns:
-        The audits (by Method name) and every run not shown.
+        The audits (by Method name), every run not shown (within the scope), and the
+        scope's safety cases the store has no complete run of.
 
     Raises:
         StoreError: a manifest or `scores.json` is unreadable.
     """
     index = StoreIndex.read(store)
+    complete = [m for m in index.manifests if _is_complete_case(m)]
+    if scope is not None and not by_method:
+        chosen = [m for m in complete if NodeRef.of(m) in scope.cases]
+    elif scope is not None:
+        chosen = [m for m in complete if m.name in scope.methods]
+    else:
+        chosen = complete
     latest: dict[tuple[str, str], SafetyCase] = {}
-    for manifest in _newest_first(m for m in index.manifests if _is_complete_case(m)):
+    for manifest in _newest_first(chosen):
         case = index.safety_case(manifest)
         latest.setdefault((case.method, case.system_label), case)
     shown = {NodeRef.of(c.manifest) for c in latest.values()}
     for case in latest.values():
         shown.update(NodeRef.of(m) for m in case.lineage)
     audits = _group_audits(latest.values())
-    superseded = tuple(_newest_first(m for m in index.manifests if NodeRef.of(m) not in shown))
-    return StoreResults(store, index, audits, superseded)
+    others = [m for m in index.manifests if NodeRef.of(m) not in shown]
+    if scope is not None:
+        others = [m for m in others if f"{m.kind}/{m.name}" in scope.keys]
+    not_run: tuple[NodeRef, ...] = ()
+    if scope is not None and not by_method:
+        not_run = tuple(sorted(ref for ref in scope.cases if ref not in shown))
+    return StoreResults(store, index, audits, tuple(_newest_first(others)), not_run, scope)
 
 
 def _is_complete_case(manifest: Manifest) -> bool:
@@ -396,18 +478,21 @@ def read_table(store: Store, manifest: Manifest) -> pa.Table:
         raise StoreError(f"cannot read the data of {store.uri_of(path)}: {exc}") from exc
 
 
-def read_instances(store: Store, case: SafetyCase, score: str) -> pa.Table | None:
+def read_instances(
+    store: Store, case: SafetyCase, score: str, aggregate: ScoreAggregate | None = None
+) -> pa.Table | None:
     """Per-instance values of a score (`instances/<score>.parquet`): one row per `_index_`.
 
     Rows with a null value are dropped, and repeated `_index_` values (replications)
-    are averaged so that every instance weighs the same in a paired comparison.
+    are averaged so that every instance weighs the same in a paired comparison (a
+    group column keeps its first value).
 
     Returns:
-        A table of `_index_` (int64) and `value` (float64), or None when the safety
-        case stored no per-instance values for this score.
+        A table of `_index_` (int64), `value` (float64) and the columns `aggregate`
+        names, or None when the safety case stored no per-instance values for this score.
 
     Raises:
-        StoreError: the file is unreadable or lacks the `_index_` and `value` columns.
+        StoreError: the file is unreadable or lacks the columns.
     """
     relative = posixpath.join(INSTANCES_DIR, f"{score}.parquet")
     if not store.exists(case.path, relative):
@@ -420,22 +505,29 @@ def read_instances(store: Store, case: SafetyCase, score: str) -> pa.Table | Non
         table = pq.read_table(store.path(case.path, relative), filesystem=store.fs)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise StoreError(f"cannot read {where}: {exc}") from exc
-    missing = {INDEX_COLUMN, "value"} - set(table.column_names)
+    group = aggregate.group if aggregate else None
+    denominator = aggregate.denominator if aggregate else None
+    fields = [(INDEX_COLUMN, pa.int64()), ("value", pa.float64())]
+    fields += [(denominator, pa.float64())] if denominator else []
+    fields += [(group, pa.string())] if group else []
+    missing = {name for name, _ in fields} - set(table.column_names)
     if missing:
         raise StoreError(
-            f"{where}: expected columns '{INDEX_COLUMN}' and 'value', "
+            f"{where}: expected columns {', '.join(repr(n) for n, _ in fields)}, "
             f"found {', '.join(table.column_names) or 'none'}"
         )
     try:
-        table = table.select([INDEX_COLUMN, "value"]).cast(
-            pa.schema([(INDEX_COLUMN, pa.int64()), ("value", pa.float64())])
-        )
+        table = table.select([n for n, _ in fields]).cast(pa.schema(fields))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise StoreError(f"{where}: '_index_' must be integers and 'value' numbers: {exc}") from exc
+        raise StoreError(f"{where}: '_index_' must be integers, 'value' numbers: {exc}") from exc
     table = table.drop_null()
-    means = table.group_by(INDEX_COLUMN).aggregate([("value", "mean")])
-    means = means.select([INDEX_COLUMN, "value_mean"]).rename_columns([INDEX_COLUMN, "value"])
-    return means.sort_by(INDEX_COLUMN)
+    means = [("value", "mean")] + ([(denominator, "mean")] if denominator else [])
+    firsts = [(group, "first")] if group else []
+    grouped = table.group_by(INDEX_COLUMN, use_threads=False).aggregate(means + firsts)
+    names = [n for n, _ in fields]
+    grouped = grouped.select([INDEX_COLUMN] + [f"{n}_{how}" for n, how in means + firsts])
+    order = [INDEX_COLUMN] + [n for n, _ in means + firsts]
+    return grouped.rename_columns(order).select(names).sort_by(INDEX_COLUMN)
 
 
 def cases_by_ref(index: StoreIndex, refs: Mapping[str, NodeRef]) -> dict[str, SafetyCase | None]:

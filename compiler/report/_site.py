@@ -29,7 +29,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from schemas import Manifest, ScoreValue, UsageError, node_path
+from schemas import Manifest, UsageError, node_path
 
 from . import _plots
 from ._breakdowns import GroupTable, group_table
@@ -40,6 +40,7 @@ from ._results import (
     StoreResults,
     System,
     format_score,
+    gate_text,
     node_anchor,
     output_kind,
     read_table,
@@ -494,21 +495,6 @@ def _environment() -> Any:
     )
     env.filters["short"] = lambda text, n=10: (text or "")[:n]
     return env
-
-
-def gate_text(score: ScoreValue) -> str | None:
-    """The gate in the score's own format: `≤ 10.0%`, `≥ 0.8`, `between 1 and 2 ms`."""
-
-    def show(bound: float) -> str:
-        return format_score(score, bound)
-
-    if score.gate_min is not None and score.gate_max is not None:
-        return f"between {show(score.gate_min)} and {show(score.gate_max)}"
-    if score.gate_min is not None:
-        return f"≥ {show(score.gate_min)}"
-    if score.gate_max is not None:
-        return f"≤ {show(score.gate_max)}"
-    return None
 
 
 def _ranks(valence: str, values: list[float | None]) -> list[str | None]:

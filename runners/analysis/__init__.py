@@ -20,6 +20,7 @@ from ._config import __all__ as _config_all
 if TYPE_CHECKING:
     from ._api import *  # noqa: F403
     from ._display import *  # noqa: F403
+    from ._intervals import *  # noqa: F403
     from ._scores import *  # noqa: F403
     from ._stats import *  # noqa: F403
     from ._tables import *  # noqa: F403
@@ -44,8 +45,17 @@ _LAZY: dict[str, str] = {
     ),
     **dict.fromkeys(["conclusion", "score_card", "table", "title_card"], "._display"),
     **dict.fromkeys(
-        ["INSTANCE_SCHEMA", "check_score", "check_scores", "instances_table"], "._scores"
+        [
+            "INSTANCE_SCHEMA",
+            "check_reproduces",
+            "check_score",
+            "check_scores",
+            "instance_arrays",
+            "instances_table",
+        ],
+        "._scores",
     ),
+    **dict.fromkeys(["DEFAULT_CONFIDENCE", "given_interval", "score_interval"], "._intervals"),
     **dict.fromkeys(["Interval", "mean_interval", "proportion_interval"], "._stats"),
     **dict.fromkeys(["as_table", "describe_type"], "._tables"),
 }

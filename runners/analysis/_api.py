@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 from schemas import MethodError, ScoreValue, Store
 
 from ._config import AnalysisConfig, load_config
-from ._scores import check_score, instances_table
+from ._intervals import DEFAULT_CONFIDENCE, given_interval, score_interval
+from ._scores import check_reproduces, check_score, instance_arrays, instances_table
 
 if TYPE_CHECKING:
     import pyarrow.dataset as pads
@@ -104,23 +105,35 @@ def output_dir() -> Path:
     return Path(load_config().output_dir)
 
 
-def score(name: str, value: Any, text: str | None = None, instances: Any = None) -> ScoreValue:
+def score(
+    name: str,
+    value: Any,
+    text: str | None = None,
+    instances: Any = None,
+    interval: Any = None,
+) -> ScoreValue:
     """Export a score of this SafetyCase, checked against its spec at once.
 
     Args:
         name: a score declared in the Method's `spec.scores`.
         value: a finite real number inside the spec's [minimum, maximum].
         text: a sentence about the value, shown with it in reports.
-        instances: optional per-instance values whose summary `value` is, as a mapping
-            `{_index_: value}` or a table with `_index_` and `value` columns; they let
-            `auditc diff` compare two runs with a paired bootstrap.
+        instances: optional per-instance values the score aggregates (see the spec's
+            `aggregate`; default: their mean), as a mapping `{_index_: value}` or a table
+            with `_index_`, `value` and the aggregate's group/denominator columns. They
+            must reproduce `value`; from them the score's confidence interval is
+            computed, and `auditc diff` compares two runs instance by instance.
+        interval: optional `(low, high)` the method computed itself, at the confidence
+            of the score's gate (default 95 %); used instead of one from `instances`.
 
     Returns:
-        The score as it will be stored (spec fields included); `score_card` renders it.
+        The score as it will be stored (spec fields and interval included);
+        `score_card` renders it.
 
     Raises:
         MethodError: the score is unknown, already exported, not finite, out of range,
-            or this method is not a SafetyCase.
+            not reproduced by its instances, without the interval its confidence gate
+            needs, or this method is not a SafetyCase.
     """
     cfg = load_config()
     if cfg.output_kind != "SafetyCase":
@@ -129,8 +142,25 @@ def score(name: str, value: Any, text: str | None = None, instances: Any = None)
     if any(s.name == name for s in read_exported_scores(out)):
         raise MethodError(f"Method/{cfg.method}: score {name!r} was already exported")
     stored = check_score(cfg.method, cfg.scores, name, value, text)
+    table = None
+    confidence = stored.gate_confidence or DEFAULT_CONFIDENCE
+    found = None
+    if interval is not None:
+        found = given_interval(cfg.method, name, stored.value, interval, confidence)
     if instances is not None:
-        _write_instances(out, name, instances_table(cfg.method, name, instances))
+        table = instances_table(cfg.method, name, instances, stored.aggregate)
+        arrays = instance_arrays(table, stored.aggregate)
+        check_reproduces(cfg.method, name, stored.value, arrays)
+        found = found or score_interval(arrays, confidence)
+    if stored.gate_confidence is not None and found is None:
+        raise MethodError(
+            f"Method/{cfg.method}: score {name!r} has a gate with confidence "
+            f"{stored.gate_confidence:g}, which needs an interval: pass instances=… "
+            "(at least two) or interval=(low, high)"
+        )
+    stored = stored.model_copy(update={"interval": found})
+    if table is not None:
+        _write_instances(out, name, table)
     with (out / EXPORTED_SCORES_FILE).open("a", encoding="utf-8") as f:
         f.write(stored.model_dump_json() + "\n")
     return stored

@@ -83,7 +83,7 @@ def test_report_writes_the_site_and_prints_its_index(
     write_case(tmp_path / "store", "sc", "a" * 20, [accuracy(0.9, gate_min=0.95)])
     out = tmp_path / "site"
 
-    main(["report", "--store", str(tmp_path / "store"), "--out", str(out)])
+    main(["report", "--all", "--store", str(tmp_path / "store"), "--out", str(out)])
 
     captured = capsys.readouterr()
     assert captured.out == f"{out / 'index.html'}\n"
@@ -95,7 +95,16 @@ def test_report_of_a_missing_store_is_an_error_without_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["report", "--store", str(tmp_path / "nowhere"), "--out", str(tmp_path / "site")])
+        main(
+            [
+                "report",
+                "--all",
+                "--store",
+                str(tmp_path / "nowhere"),
+                "--out",
+                str(tmp_path / "site"),
+            ]
+        )
 
     assert info.value.code == 1
     err = capsys.readouterr().err
@@ -114,7 +123,9 @@ def test_report_refuses_to_overwrite_a_foreign_directory(
     (tmp_path / "docs" / "keep.md").write_text("mine")
 
     with pytest.raises(SystemExit) as info:
-        main(["report", "--store", str(tmp_path / "store"), "--out", str(tmp_path / "docs")])
+        main(
+            ["report", "--all", "--store", str(tmp_path / "store"), "--out", str(tmp_path / "docs")]
+        )
 
     assert info.value.code == 2
     assert "was not written by `auditc report`" in capsys.readouterr().err
@@ -126,7 +137,7 @@ def test_report_uses_the_project_store_by_default(
 ) -> None:
     write_case(tmp_path / ".auditc", "sc", "a" * 20, [accuracy(0.9)])
 
-    main(["-C", str(tmp_path), "report", "--out", str(tmp_path / "site")])
+    main(["-C", str(tmp_path), "report", "--all", "--out", str(tmp_path / "site")])
 
     assert capsys.readouterr().out.endswith("site/index.html\n")
 
@@ -138,7 +149,15 @@ def test_check_exits_1_and_lists_the_failed_gate(tmp_path: Path) -> None:
     write_case(tmp_path / "store", "sc", "a" * 20, [accuracy(0.9, gate_min=0.95)])
 
     done = subprocess.run(
-        [sys.executable, "-m", "compiler.cli.main", "check", "--store", str(tmp_path / "store")],
+        [
+            sys.executable,
+            "-m",
+            "compiler.cli.main",
+            "check",
+            "--all",
+            "--store",
+            str(tmp_path / "store"),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -147,7 +166,7 @@ def test_check_exits_1_and_lists_the_failed_gate(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert done.stdout.splitlines() == [
         "FAIL  sc · svc  accuracy = 90.0% (0.9)  [gate min 0.95]: below the minimum 0.95",
-        "1 of 1 gates failed (1 safety case)",
+        "1 gate: 1 failed, 0 inconclusive, 0 passed (1 safety case)",
     ]
     assert "Traceback" not in done.stderr
 
@@ -158,9 +177,9 @@ def test_check_passes_and_says_when_there_is_nothing_to_check(
     write_case(tmp_path / "ok", "sc", "a" * 20, [accuracy(0.97, gate_min=0.95)])
     Store.open(tmp_path / "empty")
 
-    passed = main(["check", "--store", str(tmp_path / "ok"), "--format", "json"])
+    passed = main(["check", "--all", "--store", str(tmp_path / "ok"), "--format", "json"])
     data = json.loads(capsys.readouterr().out)
-    empty = main(["check", "--store", str(tmp_path / "empty")])
+    empty = main(["check", "--all", "--store", str(tmp_path / "empty")])
 
     assert passed == 0 and data["ok"] is True and data["gates"][0]["passed"] is True
     assert empty == 0
@@ -177,7 +196,7 @@ def _regression(tmp_path: Path) -> tuple[Path, Path]:
         tmp_path / "base", "sc", "a" * 20, [accuracy(0.75)], instances={"accuracy": base_values}
     )
     write_case(
-        tmp_path / "head", "sc", "b" * 20, [accuracy(0.5625)], instances={"accuracy": head_values}
+        tmp_path / "head", "sc", "b" * 20, [accuracy(0.56)], instances={"accuracy": head_values}
     )
     return tmp_path / "base", tmp_path / "head"
 
@@ -187,24 +206,25 @@ def test_diff_of_two_stores_as_markdown_and_json(
 ) -> None:
     base, head = _regression(tmp_path)
 
-    main(["diff", str(base), str(head), "--format", "markdown", "--resamples", "500"])
+    main(["diff", str(base), str(head), "--all", "--format", "markdown", "--resamples", "500"])
     markdown = capsys.readouterr().out
-    main(["diff", str(base), str(head), "--format", "json", "--seed", "3"])
+    main(["diff", str(base), str(head), "--all", "--format", "json", "--seed", "3"])
     data = json.loads(capsys.readouterr().out)
 
     assert markdown.startswith(f"### auditc diff: `{base}` → `{head}`")
-    assert "| **accuracy** | 75.0% | 56.2% | -18.8% |" in markdown
+    assert "| **accuracy** | 75.0% | 56.0% | -19.0% |" in markdown
     assert "🔴 worse (significant)" in markdown
     score = data["cases"][0]["scores"][0]
-    assert data["schema_version"] == 1 and data["seed"] == 3
-    assert score["significant"] is True and score["interval"]["high"] < 0
+    assert data["schema_version"] == 2 and data["seed"] == 3
+    assert score["significant"] is True and score["comparison"]["high"] < 0
+    assert score["comparison"]["test"] == "mcnemar" and score["comparison"]["changed"] == 38
 
 
 def test_diff_rejects_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base, head = _regression(tmp_path)
 
     with pytest.raises(SystemExit) as info:
-        main(["diff", str(base), str(head), "--confidence", "1.5"])
+        main(["diff", str(base), str(head), "--all", "--confidence", "1.5"])
 
     assert info.value.code == 2
     assert "--confidence" in capsys.readouterr().err
@@ -274,7 +294,7 @@ def test_diff_of_two_git_refs_looks_runs_up_in_the_store(
 
     assert text.startswith("auditc diff: HEAD~1 → HEAD\n")
     assert f"case · svc  (run {old_id[:10]} → {new_id[:10]}, changed)" in text
-    assert "no significant change" in text
+    assert "unchanged" in text
 
 
 def test_diff_of_a_ref_whose_run_is_not_in_the_store(
@@ -318,7 +338,159 @@ def test_diff_of_a_missing_store_names_that_argument(
 ) -> None:
     Store.open(tmp_path / "store")
     with pytest.raises(SystemExit) as info:
-        main(["-C", str(tmp_path), "diff", str(tmp_path / "nope"), str(tmp_path / "store")])
+        main(
+            ["-C", str(tmp_path), "diff", str(tmp_path / "nope"), str(tmp_path / "store"), "--all"]
+        )
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"'{tmp_path / 'nope'}' is not a store (no such directory)" in err
+
+
+# ------------------------------------------------------------------ scoping
+
+AUDIT = """\
+kind: Dataset
+name: rows-NAME
+spec:
+  file: {path: rows.jsonl}
+  columns: {text: string}
+---
+kind: Method
+name: METHOD
+spec:
+  implementation: {notebook: case.ipynb}
+  inputs: {rows: rows-NAME}
+  output: {kind: SafetyCase}
+  scores:
+    - {name: accuracy, primary: true, valence: positive, format: "{value:.1%}", gate: {min: 0.8}}
+"""
+
+
+def _audit(project: Path, name: str, method: str | None = None) -> None:
+    folder = project / "audits" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "rows.jsonl").write_text('{"text": "a"}\n')
+    (folder / "case.ipynb").write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
+    text = AUDIT.replace("METHOD", method or f"case-{name}").replace("NAME", name)
+    (folder / "audit.yaml").write_text(text)
+
+
+def _ids(project: Path) -> dict[str, str]:
+    graph = resolve_graph(load_project(project, [project / "audits"]))
+    return {node.name: node.id for node in graph}
+
+
+def _shared_store(tmp_path: Path) -> Path:
+    """A project of audits `a` (passing) and `b` (failing), and a store holding both runs."""
+    project = tmp_path / "project"
+    _audit(project, "a")
+    _audit(project, "b")
+    ids = _ids(project)
+    write_case(project / ".auditc", "case-a", ids["case-a"], [accuracy(0.9, gate_min=0.8)])
+    write_case(project / ".auditc", "case-b", ids["case-b"], [accuracy(0.5, gate_min=0.8)])
+    return project
+
+
+def test_check_of_one_audit_ignores_another_audits_failing_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11, defect 3: one audit's failing gate made `check` fail for every audit."""
+    project = _shared_store(tmp_path)
+
+    only_a = main(["-C", str(project), "check", "audits/a"])
+    out_a = capsys.readouterr().out
+    selected = main(["-C", str(project), "check", "--select", "case-a"])
+    capsys.readouterr()
+    everything = main(["-C", str(project), "check"])
+    out_all = capsys.readouterr().out
+
+    assert only_a == 0 and selected == 0 and everything == 1
+    assert "case-b" not in out_a and out_a.startswith("PASS  case-a · svc  accuracy = 90.0%")
+    assert out_all.splitlines()[0].startswith("FAIL  case-b · svc")
+
+
+def test_report_and_check_leave_out_runs_of_methods_no_longer_in_the_specs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11, defect 3: a renamed Method appeared twice and its old gate still counted."""
+    project = tmp_path / "project"
+    _audit(project, "a", method="old-name")
+    write_case(
+        project / ".auditc", "old-name", _ids(project)["old-name"], [accuracy(0.1, gate_min=0.8)]
+    )
+    _audit(project, "a", method="new-name")
+    write_case(
+        project / ".auditc", "new-name", _ids(project)["new-name"], [accuracy(0.9, gate_min=0.8)]
+    )
+
+    checked = main(["-C", str(project), "check"])
+    out = capsys.readouterr().out
+    main(["-C", str(project), "report", "--out", str(tmp_path / "site")])
+    err = capsys.readouterr().err
+    whole = main(["-C", str(project), "check", "--all"])
+
+    assert checked == 0 and "old-name" not in out
+    assert err.startswith("1 audit, 1 system, 1 safety case: ")
+    assert not list((tmp_path / "site").glob("audit-old-name*.html"))
+    assert whole == 1  # the whole store still holds the old run
+
+
+def test_check_fails_for_a_gated_safety_case_that_has_not_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "project"
+    _audit(project, "a")
+    Store.open(project / ".auditc")
+
+    code = main(["-C", str(project), "check"])
+
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.splitlines()[0].startswith("NOT RUN  case-a  (id ")
+    assert "gates accuracy cannot pass before it runs" in out
+
+
+def test_check_and_report_say_how_to_read_a_store_outside_a_project(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_case(tmp_path / "store", "sc", "a" * 20, [accuracy(0.9)])
+
+    with pytest.raises(SystemExit) as info:
+        main(["-C", str(tmp_path), "check", "--store", str(tmp_path / "store")])
+
+    assert info.value.code == 2
+    assert (
+        "pass PATHS (or --project-dir), or --all to read the whole store" in capsys.readouterr().err
+    )
+
+
+def test_diff_fail_on_regression_exits_1_for_ci(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    passing = [1.0] * 90 + [0.0] * 10
+    failing = [1.0] * 60 + [0.0] * 40
+    write_case(
+        tmp_path / "base",
+        "sc",
+        "a" * 20,
+        [accuracy(0.9, gate_min=0.8)],
+        instances={"accuracy": passing},
+    )
+    write_case(
+        tmp_path / "head",
+        "sc",
+        "b" * 20,
+        [accuracy(0.6, gate_min=0.8)],
+        instances={"accuracy": failing},
+    )
+    stores = [str(tmp_path / "base"), str(tmp_path / "head")]
+
+    plain = main(["diff", *stores, "--all"])
+    out = capsys.readouterr().out
+    gated = main(["diff", *stores, "--all", "--fail-on", "regression"])
+    improved = main(["diff", *reversed(stores), "--all", "--fail-on", "regression"])
+
+    assert (plain, gated, improved) == (0, 1, 0)
+    assert "REGRESSION   sc · svc  PASS → FAIL  accuracy 90.0% → 60.0% (gate ≥ 80.0%)" in out

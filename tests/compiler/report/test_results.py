@@ -105,7 +105,7 @@ def test_instances_without_the_contract_columns_are_refused(tmp_path: Path) -> N
     synthetic, case = _case_with_instances(tmp_path, pa.table({"row": [1], "score": [0.5]}))
 
     with pytest.raises(
-        StoreError, match=r"acc\.parquet: expected columns '_index_' and 'value', found row, score"
+        StoreError, match=r"acc\.parquet: expected columns '_index_', 'value', found row, score"
     ):
         read_instances(synthetic.store, case, "acc")
 

@@ -70,7 +70,9 @@ def test_outside_a_run_the_message_says_why(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_scores_are_recorded_with_their_specs(run_dir: Path) -> None:
-    gap = analysis.score("gap", np.float64(0.25), text="worst group", instances={3: 1.0, 1: 0.0})
+    gap = analysis.score(
+        "gap", np.float64(0.25), text="worst group", instances={3: 1.0, 1: 0.0, 5: 0.0, 7: 0.0}
+    )
     analysis.score("count", np.int64(7))
     assert gap.value == 0.25 and gap.gate_max == 0.1 and gap.passed() is False
     assert [s.name for s in analysis.read_exported_scores(run_dir)] == ["gap", "count"]
@@ -154,7 +156,7 @@ def test_lazy_public_names_match_the_modules() -> None:
 
     import runners.analysis as analysis
 
-    for module in ("_api", "_display", "_scores", "_tables"):
+    for module in ("_api", "_display", "_intervals", "_scores", "_tables"):
         names = importlib.import_module(f"runners.analysis.{module}").__all__
         assert {n: analysis._LAZY[n] for n in names} == dict.fromkeys(names, f".{module}")
         for name in names:
