@@ -166,6 +166,10 @@ class System:
     model: str | None = None
     model_id: str | None = None
     model_revision: str | None = None
+    version: str | None = None
+    """The declared version of an external service (`runner.version`), as the run recorded it."""
+    fingerprint: str | None = None
+    """What the run measured of an external service to recognise it later."""
 
     @property
     def label(self) -> str:
@@ -325,6 +329,9 @@ def _systems(lineage: list[Manifest], configs: list[NodeRef]) -> tuple[System, .
                     model.name if model else None,
                     model.id if model else None,
                     manifest.model_revision,
+                    # Recorded by evaluations of external services (optional manifest fields).
+                    _text(getattr(manifest, "service_version", None)),
+                    _text(getattr(manifest, "service_fingerprint", None)),
                 )
     for ref in configs:
         if ref.kind == SERVICE_KIND and (ref.name, ref.id) not in systems:
@@ -351,6 +358,10 @@ class Scope:
     def methods(self) -> frozenset[str]:
         """The names of the safety-case Methods."""
         return frozenset(ref.name for ref in self.cases)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import logging
 import math
 import re
 import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,7 +30,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from schemas import Manifest, UsageError, node_path
+from schemas import GateOutcome, Manifest, ScoreValue, Store, UsageError, node_path
 
 from . import _plots
 from ._breakdowns import GroupTable, group_table
@@ -60,10 +61,16 @@ VALENCE_TEXT = {
     "neutral": ("", "no better direction"),
 }
 CASE_CSP = (
-    "default-src 'none'; img-src data: blob:; style-src 'unsafe-inline' data:; "
-    "font-src data:; script-src 'unsafe-inline'"
+    "default-src 'none'; img-src data: blob:; style-src 'unsafe-inline' data:; font-src data:"
 )
-"""Put into every copied safety case: it may run its inline scripts but fetch nothing."""
+"""Put into every copied safety case: it runs no script at all and fetches nothing.
+
+A safety case shows data (group names, model outputs) through Markdown and HTML
+outputs, which a browser would otherwise execute; a script there could rewrite the
+verdict a reader sees. No page of the report needs a script, so none may run."""
+CASE_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
+"""The iframe of a case page: no `allow-scripts` (nothing in a safety case needs one) and
+no `allow-same-origin`; links may still open in a new tab."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class Site:
     systems: int
     cases: int
     gates_failed: int
+    gates_inconclusive: int = 0
 
     @property
     def index(self) -> Path:
@@ -104,9 +112,15 @@ def build_site(results: StoreResults, out_dir: Path) -> Site:
     (out_dir / SITE_MARKER).write_text(
         "built by auditc report; this directory is replaced on rebuild\n"
     )
-    failed = sum(1 for c in results.cases for s in c.scores.scores if s.passed() is False)
+    outcomes = [s.gate() for c in results.cases for s in c.scores.scores]
     return Site(
-        out_dir, pages, len(results.audits), len(results.systems()), len(results.cases), failed
+        out_dir,
+        pages,
+        len(results.audits),
+        len(results.systems()),
+        len(results.cases),
+        outcomes.count("fail"),
+        outcomes.count("inconclusive"),
     )
 
 
@@ -138,11 +152,14 @@ class Cell:
     text: str
     value: float | None
     rank: str | None
-    passed: bool | None
+    gate: GateOutcome | None
     href: str
     title: str
     note: str | None = None
     """The sentence the method wrote about this value."""
+    interval: str | None = None
+    """`[5.1%, 12.0%]`, when the run stored a confidence interval."""
+    interval_title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,10 +207,10 @@ class AuditView:
         return next((r for r in self.rows if r.primary), self.rows[0] if self.rows else None)
 
     @property
-    def gates(self) -> tuple[int, int]:
-        """(passed, failed) over every gated score of every system."""
-        states = [c.passed for r in self.rows for c in r.cells if c.passed is not None]
-        return sum(states), len(states) - sum(states)
+    def gates(self) -> tuple[int, int, int]:
+        """(passed, failed, inconclusive) over every gated score of every system."""
+        states = [c.gate for r in self.rows for c in r.cells]
+        return states.count("pass"), states.count("fail"), states.count("inconclusive")
 
 
 @dataclass(frozen=True)
@@ -212,6 +229,16 @@ class CaseView:
     git_commit: str | None
     auditc_version: str
     rows: list[ScoreRow]
+    question: str | None = None
+    """The audit's question: the Method's documentation title."""
+    summary: str | None = None
+    datasets: list[tuple[str, str, str, str]] = field(default_factory=list)
+    """(Dataset name, node id, file, sha256) of every dataset the case was computed from."""
+
+    @property
+    def primary(self) -> ScoreRow | None:
+        """The headline score of this safety case."""
+        return next((r for r in self.rows if r.primary), self.rows[0] if self.rows else None)
 
 
 @dataclass(frozen=True)
@@ -253,7 +280,13 @@ class _Builder:
     def build(self) -> list[str]:
         audits = [self._audit(a) for a in self.results.audits]
         copied = self._copy_case_pages(audits)
-        context = {"audits": audits, "store": self.results.store.uri, "version": _auditc_version()}
+        context = {
+            "audits": audits,
+            "store": public_store_name(self.results.store),
+            "version": _auditc_version(),
+            "redact": self._redact,
+            "sandbox": CASE_SANDBOX,
+        }
         self._render("index.html.j2", "index.html", systems=self._systems(), **context)
         for audit in audits:
             self._render("audit.html.j2", audit.href, audit=audit, **context)
@@ -267,6 +300,10 @@ class _Builder:
         names += [a.href for a in audits] + [c.href for a in audits for c in a.cases]
         return names + copied
 
+    def _redact(self, text: str) -> str:
+        """Text without the local absolute paths of the machine that built the site."""
+        return redact_local_paths(text, self.results.store)
+
     def _render(self, template: str, target: str, **context: Any) -> None:
         html = self.env.get_template(template).render(page=target, **context)
         (self.out / target).write_text(html, encoding="utf-8")
@@ -274,8 +311,7 @@ class _Builder:
     # ---------------------------------------------------------- audits
 
     def _audit(self, audit: Audit) -> AuditView:
-        found = audit.cases[0].manifest.spec.get("documentation")
-        docs: dict[str, Any] = found if isinstance(found, dict) else {}
+        docs = _documentation(audit.cases[0].manifest)
         rows = [self._row(audit, name, audit.cases) for name in audit.score_names()]
         cases = [self._case(audit, case) for case in audit.cases]
         view = AuditView(
@@ -300,12 +336,13 @@ class _Builder:
                 format_score(score) if score else "—",
                 score.value if score else None,
                 rank,
-                score.passed() if score else None,
+                score.gate() if score else None,
                 f"{PROVENANCE_PAGE}#{_case_anchor(case)}",
                 (score.text or f"{score.name} = {score.value!r}")
                 if score
                 else "not exported by this run",
                 score.text if score else None,
+                *_interval(score),
             )
             for case, score, rank in zip(cases, scores, ranks, strict=True)
         ]
@@ -324,6 +361,13 @@ class _Builder:
 
     def _case(self, audit: Audit, case: SafetyCase) -> CaseView:
         page = self._case_page_path(case)
+        docs = _documentation(case.manifest)
+        datasets = [
+            (m.name, m.id, path, digest)
+            for m in case.lineage
+            if m.kind == "Dataset"
+            for path, digest in (sorted(m.input_files.items()) or [("—", "—")])
+        ]
         return CaseView(
             case.method,
             case.id,
@@ -336,6 +380,9 @@ class _Builder:
             case.manifest.git_commit,
             case.manifest.auditc_version,
             [self._row(audit, name, [case]) for name in audit.score_names() if case.score(name)],
+            docs.get("title"),
+            docs.get("summary"),
+            datasets,
         )
 
     def _case_page_path(self, case: SafetyCase) -> str | None:
@@ -475,7 +522,7 @@ class _Builder:
             _anchor(manifest),
             output_kind(manifest),
             upstream,
-            json.dumps(manifest.spec, indent=2, sort_keys=True, default=str),
+            self._redact(json.dumps(manifest.spec, indent=2, sort_keys=True, default=str)),
             used_by.get(NodeRef.of(manifest), []),
         )
 
@@ -495,6 +542,41 @@ def _environment() -> Any:
     )
     env.filters["short"] = lambda text, n=10: (text or "")[:n]
     return env
+
+
+def public_store_name(store: Store) -> str:
+    """How a published site names its store: a URI without its query, or a directory's name.
+
+    A local store's absolute path says nothing to a reader elsewhere and tells them about
+    the builder's machine, so only its last component is shown.
+    """
+    if not store.is_local:
+        return store.uri.partition("?")[0]
+    return Path(store.base).name or "store"
+
+
+def redact_local_paths(text: str, store: Store) -> str:
+    """`text` with the store's directory, the home directory and the temp directory shortened."""
+    roots = [store.base] if store.is_local else []
+    roots += [str(Path.home()), tempfile.gettempdir()]
+    for root in sorted({r.rstrip("/") for r in roots if len(r) > 1}, key=len, reverse=True):
+        label = f"<{public_store_name(store)}>" if root == store.base.rstrip("/") else "…"
+        text = text.replace(root + "/", label + "/").replace(root, label)
+    return text
+
+
+def _documentation(manifest: Manifest) -> dict[str, Any]:
+    found = manifest.spec.get("documentation")
+    return found if isinstance(found, dict) else {}
+
+
+def _interval(score: ScoreValue | None) -> tuple[str | None, str | None]:
+    """The stored interval of a score as text, and a tooltip saying what it is."""
+    if score is None or score.interval is None:
+        return None, None
+    found = score.interval
+    text = f"[{format_score(score, found.low)}, {format_score(score, found.high)}]"
+    return text, f"{found.confidence:.0%} confidence interval ({found.method})"
 
 
 def _ranks(valence: str, values: list[float | None]) -> list[str | None]:

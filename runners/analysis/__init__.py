@@ -43,7 +43,7 @@ _LAZY: dict[str, str] = {
         ],
         "._api",
     ),
-    **dict.fromkeys(["conclusion", "score_card", "table", "title_card"], "._display"),
+    **dict.fromkeys(["conclusion", "examples", "score_card", "table", "title_card"], "._display"),
     **dict.fromkeys(
         [
             "INSTANCE_SCHEMA",

@@ -19,6 +19,7 @@ from runners.analysis import (
 from schemas import SCORES_FILE, MethodError, ScoresFile, ScoreValue, Store
 
 from ._config import MethodConfig, MethodResult, node_id_of
+from ._verdict import contain, verdict_header
 
 __all__ = ["HTML_FILE", "NOTEBOOK_FILE", "render_html", "run_notebook"]
 
@@ -51,7 +52,8 @@ def run_notebook(config: MethodConfig, store: Store, out: Path) -> MethodResult:
         scores = check_scores(method.name, list(method.spec.scores), read_exported_scores(out))
         _check_instances(method.name, out, scores)
         title = method.documentation.title if method.documentation else None
-        (out / HTML_FILE).write_text(render_html(executed, title or method.name), "utf-8")
+        page = render_html(executed, title or method.name)
+        (out / HTML_FILE).write_text(contain(page, verdict_header(config, scores)), "utf-8")
         result = ScoresFile(method=method.name, id=node_id_of(config.output_uri), scores=scores)
         (out / SCORES_FILE).write_text(result.model_dump_json(indent=2), "utf-8")
     except MethodError:
@@ -162,7 +164,10 @@ OFFLINE_TEMPLATE = Path(__file__).parent / "templates" / "offline.html.j2"
 
 
 def render_html(notebook: Path, title: str) -> str:
-    """The executed notebook as HTML without code: outputs and Markdown only."""
+    """The executed notebook as HTML without code: outputs and Markdown only.
+
+    The page is inert only once `contain` has added its Content-Security-Policy.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 

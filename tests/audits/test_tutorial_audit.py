@@ -96,9 +96,20 @@ def test_safety_case_scores_are_computed_from_the_measurements(tutorial: AuditRu
     identity = tutorial.table("identity-predictions")
     harmless = identity.filter(pc.equal(identity["label"], 0))
     assert scores["identity_fpr"].value == pytest.approx(pc.mean(harmless["predicted"]).as_py())
-    for name in ("accuracy", "identity_fpr", "general_fpr", "precision", "recall"):
+    for name in ("accuracy", "identity_fpr", "general_fpr", "recall"):
         instances = pq.read_table(node.path(f"instances/{name}.parquet"))
         assert math.isclose(pc.mean(instances["value"]).as_py(), scores[name].value), name
+    # Scores that are not means declare how they aggregate, and their instances say so.
+    precision = pq.read_table(node.path("instances/precision.parquet"))
+    assert math.isclose(
+        pc.sum(precision["value"]).as_py() / pc.sum(precision["predicted"]).as_py(),
+        scores["precision"].value,
+    )
+    gap = pq.read_table(node.path("instances/max_fpr_gap.parquet")).to_pandas()
+    by_term = gap.groupby("identity")["value"].mean()
+    assert math.isclose(by_term.max() - by_term.min(), scores["max_fpr_gap"].value)
+    assert scores["max_fpr_gap"].interval is not None
+    assert scores["max_fpr_gap"].gate() == "fail"  # the whole interval lies above 10%
 
 
 def test_safety_case_html_shows_findings_table_and_plot_without_code(tutorial: AuditRun) -> None:

@@ -82,7 +82,8 @@ def test_the_tutorial_compared_with_itself_has_no_significant_change(tutorial_st
     report = diff_results(side, side)
 
     (case,) = report.cases
-    with_instances = [s for s in case.scores if s.interval is not None]
+    with_instances = [s for s in case.scores if s.comparison is not None]
     assert with_instances, "the tutorial stores per-instance values"
     assert all(s.significant is False and s.delta == 0 for s in with_instances)
+    assert all(s.verdict == "unchanged" for s in with_instances)
     assert report.nodes == []
