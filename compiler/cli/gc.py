@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -73,6 +75,8 @@ def command(
     ]
     opened = Store.open(store or settings.default_store, create=False)
     plan = plan_gc(opened, graphs, min_age=min_age)
+    if store is None:  # say `.auditc`, not where the project happens to live
+        plan = dataclasses.replace(plan, store=Path(settings.default_store).name)
     if format_ == "json":
         click.echo(json.dumps(_as_json(plan, dry_run), indent=2))
     else:
@@ -106,7 +110,10 @@ def _text(plan: GcPlan, dry_run: bool, keep_refs: tuple[str, ...]) -> str:
     else:
         lines.append("nothing to remove: every node is referenced.")
     if plan.recent:
-        lines.append(f"kept {len(plan.recent)} unreferenced node(s) written to recently:")
+        lines.append(
+            f"kept {len(plan.recent)} unreferenced node(s) written to within --min-age "
+            "(a run may still be writing them; --min-age 0 removes them too):"
+        )
         lines.extend(_line(node) for node in plan.recent)
     if plan.other:
         lines.append(f"left alone (not node directories): {', '.join(plan.other)}")

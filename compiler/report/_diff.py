@@ -851,7 +851,7 @@ def _markdown(report: DiffReport) -> str:
         lines.append(f"<details><summary>{len(report.nodes)} node(s) changed</summary>")
         lines.append("")
         for node in report.nodes:
-            reasons = "; ".join(f"`{_md(r)}`" for r in node.reasons)
+            reasons = "; ".join(f"`{_code(r)}`" for r in node.reasons)
             ids = f"`{_short(node.base_id)}` → `{_short(node.head_id)}`"
             lines.append(
                 f"- {node.change} `{node.key}` {ids}" + (f": {reasons}" if reasons else "")
@@ -874,3 +874,8 @@ def _md(text: str) -> str:
         .replace("`", "'")
         .replace("\n", " ")
     )
+
+
+def _code(text: str) -> str:
+    """Text inside a Markdown code span, where entities are shown as typed."""
+    return text.replace("`", "'").replace("\n", " ")

@@ -97,7 +97,7 @@ def test_gc_keeps_recent_nodes_and_the_nodes_of_kept_refs(
 
     assert (
         "nothing to remove" in recent
-        and "kept 1 unreferenced node(s) written to recently" in recent
+        and "kept 1 unreferenced node(s) written to within --min-age" in recent
     )
     assert "and the specs at HEAD are kept" in kept and "nothing to remove" in kept
     assert _nodes(store) == {"on-main", "on-branch"}

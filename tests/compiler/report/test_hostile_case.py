@@ -102,7 +102,9 @@ def _pwned(report: PageReport) -> list[str]:
     return [e for e in report.errors if "PWNED" in e]
 
 
-def test_the_stores_safety_case_runs_no_handler(browser: Browser, hostile: tuple[Path, Path]) -> None:
+def test_the_stores_safety_case_runs_no_handler(
+    browser: Browser, hostile: tuple[Path, Path]
+) -> None:
     page_path, _ = hostile
     html = page_path.read_text()
     # Escaped where auditc renders (the score card and the verdict header) …

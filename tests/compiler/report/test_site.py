@@ -235,3 +235,36 @@ def test_public_api() -> None:
     } <= set(compiler.report.__all__)
     for name in compiler.report.__all__:
         assert hasattr(compiler.report, name), name
+
+
+def test_errors_and_the_footer_show_no_local_path(tmp_path: Path) -> None:
+    synthetic = SyntheticStore(tmp_path / "store")
+    synthetic.safety_case(
+        "sc", [ScoreValue(name="s", value=1.0, primary=True)], {"InferenceService/svc": "s" * 20}
+    )
+    failed = synthetic.safety_case("sc", [], {}, status="failed", threshold=2)
+    message = f"cannot read {tmp_path / 'store'}/method/sc/{failed.id}/x.parquet"
+    synthetic.store.write_manifest(
+        f"method/sc/{failed.id}", failed.model_copy(update={"error": message})
+    )
+    out = tmp_path / "site"
+
+    build_site(load_results(synthetic.store), out)
+
+    provenance = (out / "provenance.html").read_text()
+    assert f"cannot read &lt;store&gt;/method/sc/{failed.id}/x.parquet" in provenance
+    for page in out.rglob("*.html"):
+        assert str(tmp_path) not in page.read_text(), page.name
+
+
+def test_a_case_page_leads_with_its_verdict_and_frames_no_script(site: Path) -> None:
+    page = next(site.glob("case-filter-safety-case-*.html")).read_text()
+
+    verdict = page[page.index('id="verdict"') : page.index('class="provenance-block"')]
+    assert 'data-score="max_fpr_gap"' in verdict and "gate ≤ 10.0%" in verdict
+    assert "Git commit</dt><dd><code>3f2a9c0b1d2e" in page
+    assert "Dataset/phrases" in page and "audits/data/phrases.jsonl" in page
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in page
+    assert "allow-scripts" not in page
+    copied = next(site.glob("cases/*/index.html")).read_text()
+    assert "script-src" not in copied and "default-src 'none'" in copied

@@ -63,6 +63,26 @@ def test_the_tutorial_site_loads_cleanly(
         assert f'data-score="{score.name}"' in page
         assert score.formatted() in page
     assert "Breakdowns by group" in page
+    # The safety case leads with the audit's question, the primary score and its gate.
+    case_page = next(out.glob("case-*.html")).read_text()
+    verdict = case_page[case_page.index('id="verdict"') : case_page.index("Provenance")]
+    assert "Does the offensive-language filter flag harmless mentions" in verdict
+    assert "80.0%" in verdict and 'class="badge fail"' in verdict
+    assert "identity_sentences.jsonl" in case_page  # the data's hash in the provenance block
+
+
+def test_a_published_site_shows_no_local_path(tutorial_store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(load_results(tutorial_store), out)
+
+    local = [tutorial_store.base, str(ROOT), str(Path.home()), str(tmp_path.parent)]
+    leaks = {
+        path.relative_to(out).as_posix(): [root for root in local if root in path.read_text()]
+        for path in out.rglob("*")
+        if path.is_file() and path.suffix in (".html", ".css")
+    }
+    assert {k: v for k, v in leaks.items() if v} == {}
+    assert "from the store <code>store</code>" in (out / "index.html").read_text()
 
 
 def test_check_lists_every_tutorial_gate(tutorial_store: Store) -> None:

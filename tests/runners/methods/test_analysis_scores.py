@@ -81,7 +81,9 @@ def test_instances_must_reproduce_the_score(run_dir: Path) -> None:
 
     with pytest.raises(MethodError, match=r"score 'gap' is 0.3, but the max gap over identity"):
         analysis.score("gap", 0.3, instances=table)
-    with pytest.raises(MethodError, match=r"pass a table with columns '_index_', 'value' and 'identity'"):
+    with pytest.raises(
+        MethodError, match=r"pass a table with columns '_index_', 'value' and 'identity'"
+    ):
         analysis.score("gap", 0.5, instances={0: 1.0})
 
 
