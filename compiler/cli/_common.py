@@ -24,6 +24,7 @@ __all__ = [
     "paths_argument",
     "format_option",
     "review_format_option",
+    "text_json_format_option",
     "run_cli",
 ]
 
@@ -105,6 +106,18 @@ def review_format_option() -> Callable[[_Command], _Command]:
     return format_option(
         ["text", "json", "markdown"],
         "text for terminals, json for tools, markdown for a pull-request comment.",
+    )
+
+
+def text_json_format_option(what: str = "people and CI logs") -> Callable[[_Command], _Command]:
+    """`--format text|json`, shared by the commands whose output is read by people or tools."""
+    return click.option(
+        "--format",
+        "format_",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help=f"text for {what}, json for tools.",
     )
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import EXIT_CODES_HELP, Settings
+from ._common import EXIT_CODES_HELP, Settings, text_json_format_option
 
 if TYPE_CHECKING:
     from compiler._gc import GcNode, GcPlan
@@ -37,14 +37,7 @@ if TYPE_CHECKING:
     metavar="SECONDS",
     help="Keep unreferenced nodes written to more recently than this (a run may be writing them).",
 )
-@click.option(
-    "--format",
-    "format_",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for tools.",
-)
+@text_json_format_option("people")
 @click.pass_obj
 def command(
     settings: Settings,

@@ -155,16 +155,7 @@ def table(
         + "</tr>"
         for row in shown.to_pylist()
     )
-    cap = (
-        f"<caption style='text-align:left;font-weight:600'>{html.escape(caption)}</caption>"
-        if caption
-        else ""
-    )
-    return _html(
-        "<table style='border-collapse:collapse;font-family:system-ui,sans-serif'>"
-        f"{cap}<thead><tr style='border-bottom:1px solid #d0d7de'>{head}</tr>"
-        f"</thead><tbody>{body}</tbody></table>"
-    )
+    return _html_table(head, body, caption)
 
 
 def _cell(value: Any, fmt: str | None) -> str:
@@ -245,6 +236,11 @@ def examples(
             + "</tr>"
             for r in rows.select(shown).to_pylist()
         )
+    return _html_table(head, "".join(body), caption)
+
+
+def _html_table(head: str, body: str, caption: str | None) -> HTML:
+    """A table of already escaped header and body rows, with an escaped caption."""
     cap = (
         f"<caption style='text-align:left;font-weight:600'>{html.escape(caption)}</caption>"
         if caption
@@ -253,7 +249,7 @@ def examples(
     return _html(
         "<table style='border-collapse:collapse;font-family:system-ui,sans-serif'>"
         f"{cap}<thead><tr style='border-bottom:1px solid #d0d7de'>{head}</tr></thead>"
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f"<tbody>{body}</tbody></table>"
     )
 
 
