@@ -498,9 +498,14 @@ def _verdict(
     if comparison.changed == 0:
         return "unchanged", False
     what = direction if direction in ("better", "worse") else f"changed ({direction})"
+    if comparison.low is None or comparison.high is None:
+        # The score is undefined in some resamples (an empty group, a zero denominator).
+        if comparison.p_adjusted < alpha:
+            return f"{what} (significant; no interval)", True
+        return "no significant change (no interval)", False
     if comparison.excludes_zero() and comparison.p_adjusted < alpha:
         return f"{what} (significant)", True
-    if comparison.excludes_zero() or (comparison.low is None and comparison.p_value < alpha):
+    if comparison.excludes_zero():
         return f"{what}, not significant after Holm (adjusted p {_p(comparison.p_adjusted)})", False
     return "no significant change", False
 
@@ -689,6 +694,8 @@ def _instances_line(score: ScoreDiff) -> str | None:
         parts.append(f"{c.only_head} only in head")
     test = "exact McNemar" if c.test == "mcnemar" else "paired permutation"
     line = f"{score.name}: {', '.join(parts)}; {test}, p {_p(c.p_value)}"
+    if c.low is None:
+        line += "; no interval: the score is undefined in some resamples"
     if c.unpaired and score.delta is not None and abs(c.delta - score.delta) > SAME:
         line += f"; over the paired instances the change is {score.show(c.delta, signed=True)}"
     return line

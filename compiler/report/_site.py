@@ -590,9 +590,7 @@ def _ranks(valence: str, values: list[float | None]) -> list[str | None]:
     return ["best" if v == best else "worst" if v == worst else None for v in values]
 
 
-_EXTERNAL_SCRIPT = re.compile(
-    r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:[a-z][a-z0-9+.-]*:)?//[^>]*>\s*</script\s*>", re.IGNORECASE
-)
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.IGNORECASE | re.DOTALL)
 _EXTERNAL_LINK = re.compile(
     r"<link\b[^>]*\bhref\s*=\s*[\"']?(?:[a-z][a-z0-9+.-]*:)?//[^>]*>", re.IGNORECASE
 )
@@ -600,13 +598,15 @@ _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 
 
 def sanitize_case_html(html: str) -> str:
-    """A rendered safety case that loads nothing from the network.
+    """A rendered safety case that loads nothing from the network and runs no script.
 
-    nbconvert's templates load require.js and MathJax from a CDN; a report must open
-    offline and leak nothing, so external scripts and stylesheets are removed and a
-    Content-Security-Policy that forbids every fetch is put first in `<head>`.
+    Older nbconvert pages load require.js and MathJax from a CDN and carry inline
+    scripts; a report must open offline, leak nothing and run nothing (see `CASE_CSP`),
+    so every `<script>` element and external stylesheet is removed and a
+    Content-Security-Policy that forbids scripts and fetches is put first in `<head>`
+    (it also refuses inline event handlers, which data can smuggle into markup).
     """
-    html = _EXTERNAL_SCRIPT.sub("", html)
+    html = _SCRIPT.sub("", html)
     html = _EXTERNAL_LINK.sub("", html)
     meta = f'<meta http-equiv="Content-Security-Policy" content="{CASE_CSP}">'
     match = _HEAD.search(html)
