@@ -494,3 +494,14 @@ def test_diff_fail_on_regression_exits_1_for_ci(
 
     assert (plain, gated, improved) == (0, 1, 0)
     assert "REGRESSION   sc · svc  PASS → FAIL  accuracy 90.0% → 60.0% (gate ≥ 80.0%)" in out
+
+
+def test_diff_fail_on_worse_also_fails_on_a_significant_change_for_the_worse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, head = _regression(tmp_path)  # accuracy drops significantly; no gate
+
+    regression = main(["diff", str(base), str(head), "--all", "--fail-on", "regression"])
+    worse = main(["diff", str(base), str(head), "--all", "--fail-on", "worse"])
+
+    assert (regression, worse) == (0, 1)

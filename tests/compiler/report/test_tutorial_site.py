@@ -65,7 +65,9 @@ def test_the_tutorial_site_loads_cleanly(
     assert "Breakdowns by group" in page
     # The safety case leads with the audit's question, the primary score and its gate.
     case_page = next(out.glob("case-*.html")).read_text()
-    verdict = case_page[case_page.index('id="verdict"') : case_page.index("Provenance")]
+    verdict = case_page[
+        case_page.index('id="verdict"') : case_page.index('class="provenance-block"')
+    ]
     assert "Does the offensive-language filter flag harmless mentions" in verdict
     assert "80.0%" in verdict and 'class="badge fail"' in verdict
     assert "identity_sentences.jsonl" in case_page  # the data's hash in the provenance block
