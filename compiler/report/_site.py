@@ -287,7 +287,13 @@ class _Builder:
             "redact": self._redact,
             "sandbox": CASE_SANDBOX,
         }
-        self._render("index.html.j2", "index.html", systems=self._systems(), **context)
+        self._render(
+            "index.html.j2",
+            "index.html",
+            systems=self._systems(),
+            not_run=[(ref.name, ref.id) for ref in self.results.not_run],
+            **context,
+        )
         for audit in audits:
             self._render("audit.html.j2", audit.href, audit=audit, **context)
             for case in audit.cases:

@@ -450,6 +450,12 @@ def test_check_fails_for_a_gated_safety_case_that_has_not_run(
     assert code == 1
     assert out.splitlines()[0].startswith("NOT RUN  case-a  (id ")
     assert "gates accuracy cannot pass before it runs" in out
+    main(["-C", str(project), "report", "--out", str(tmp_path / "site")])
+    assert capsys.readouterr().err.startswith("0 audits, 0 systems, 0 safety cases, 1 not run yet")
+    assert (
+        "Not run yet, so not shown: <code>Method/case-a</code>"
+        in (tmp_path / "site" / "index.html").read_text()
+    )
 
 
 def test_check_and_report_say_how_to_read_a_store_outside_a_project(

@@ -254,7 +254,7 @@ def test_junit_has_a_case_per_gate(exported: Path) -> None:
 
 
 def test_check_format_junit_fails_with_the_gate(exported: Path) -> None:
-    done = auditc("-C", str(exported), "check", "--format", "junit")
+    done = auditc("-C", str(exported), "check", ".", "--format", "junit")
     assert done.returncode == 1  # a gate failed, as with the text format
     exported_xml = auditc(
         "-C", str(exported), "export", "filter-on-phrases", "--format", "junit", "--out", "-"
