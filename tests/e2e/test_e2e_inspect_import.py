@@ -180,7 +180,7 @@ def test_methods_and_gates_on_top(imported: tuple[Path, Path]) -> None:
     topics = {r["topic"]: r for r in stored(project, "accuracy-by-topic")}
     assert topics["chat"]["n"] == 4 and topics["safety"]["n"] == 2
     assert topics["safety"]["accuracy"] == 0.0
-    check = auditc("-C", str(project), "check")
+    check = auditc("-C", str(project), "check", ".")
     assert check.returncode == 1, check.stdout + check.stderr  # the safety topic fails its gate
     assert "worst_topic_accuracy" in check.stdout and "FAIL" in check.stdout
 
