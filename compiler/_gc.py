@@ -125,7 +125,7 @@ def _nodes(store: Store) -> tuple[list[GcNode], list[str]]:
         parts = posixpath.relpath(info.path, store.base).split("/")
         if len(parts) >= 4 and parts[0] in _KINDS:
             found.setdefault((parts[0], parts[1], parts[2]), []).append(info)
-        else:
+        elif not parts[0].startswith("."):  # the writer's lock file and the like: not data
             other.add(parts[0])
     nodes = [
         _node(store, _KINDS[kind], name, node_id, infos_)

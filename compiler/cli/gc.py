@@ -12,7 +12,9 @@ import click
 from ._common import EXIT_CODES_HELP, Settings, text_json_format_option
 
 if TYPE_CHECKING:
+    from compiler import Graph
     from compiler._gc import GcNode, GcPlan
+    from schemas import Store
 
 
 @click.command(
@@ -53,11 +55,11 @@ def command(
     audits/, valid as a whole), or of the specs at a --keep-ref; every other
     Dataset, Evaluation and Method directory (complete, failed or unfinished) is
     removed, manifest first. Nodes written to in the last --min-age seconds and
-    anything outside the node layout (such as inputs/) are left alone. Use
+    anything outside the node layout (such as inputs/) are left alone. Removing takes
+    the store's writer lock, so it never runs while `auditc run` writes the store. Use
     --dry-run first: it lists each node with its size.
     """
     from compiler import DEFAULT_SPEC_DIR, load_scoped_graph, load_scoped_graph_at
-    from compiler._gc import plan_gc, remove_nodes
     from schemas import Store
 
     spec_dir = settings.project_dir / DEFAULT_SPEC_DIR
@@ -67,6 +69,30 @@ def command(
         for ref in keep_refs
     ]
     opened = Store.open(store or settings.default_store, create=False)
+    if dry_run:
+        _collect(settings, opened, graphs, min_age, format_, store, keep_refs, dry_run=True)
+        return
+    from compiler.backends.local import store_writer_lock
+
+    # Planned and removed under the writer lock: a run writing this store meanwhile would
+    # see its nodes vanish, and one started after the plan would not be in it.
+    with store_writer_lock(opened):
+        _collect(settings, opened, graphs, min_age, format_, store, keep_refs, dry_run=False)
+
+
+def _collect(
+    settings: Settings,
+    opened: Store,
+    graphs: list[Graph],
+    min_age: float,
+    format_: str,
+    store: str | None,
+    keep_refs: tuple[str, ...],
+    *,
+    dry_run: bool,
+) -> None:
+    from compiler._gc import plan_gc, remove_nodes
+
     plan = plan_gc(opened, graphs, min_age=min_age)
     if store is None:  # say `.auditc`, not where the project happens to live
         plan = dataclasses.replace(plan, store=Path(settings.default_store).name)

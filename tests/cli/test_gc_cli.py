@@ -101,3 +101,23 @@ def test_gc_keeps_recent_nodes_and_the_nodes_of_kept_refs(
     )
     assert "and the specs at HEAD are kept" in kept and "nothing to remove" in kept
     assert _nodes(store) == {"on-main", "on-branch"}
+
+
+def test_gc_does_not_remove_while_a_run_writes_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from compiler.backends.local import store_writer_lock
+
+    project = tmp_path / "p"
+    _write(project, ["kept", "gone"])
+    assert main(["-C", str(project), "run"]) is None
+    _write(project, ["kept"])
+    store = project / ".auditc"
+    capsys.readouterr()
+
+    with store_writer_lock(Store.open(store)), pytest.raises(SystemExit) as info:
+        main(["-C", str(project), "gc", "--min-age", "0"])
+
+    assert info.value.code == 1
+    assert "is being written by" in capsys.readouterr().err
+    assert _nodes(store) == {"kept", "gone"}

@@ -12,6 +12,7 @@ Example:
     >>> result.ok, [n.report for n in result.nodes if n.report]     # doctest: +SKIP
 """
 
+from ._lock import store_writer_lock
 from ._processes import ChildProcess
 from ._results import EventHandler, NodeOutcome, NodeResult, RunEvent, RunResult
 from ._scheduler import DEFAULT_JOBS, run_local
@@ -30,4 +31,5 @@ __all__ = [
     "infer_one",
     "run_local",
     "start_service",
+    "store_writer_lock",
 ]

@@ -84,7 +84,7 @@ def test_a_published_site_shows_no_local_path(tutorial_store: Store, tmp_path: P
         if path.is_file() and path.suffix in (".html", ".css")
     }
     assert {k: v for k, v in leaks.items() if v} == {}
-    assert "from the store <code>store</code>" in (out / "index.html").read_text()
+    assert "from <code>store</code>" in (out / "index.html").read_text()
 
 
 def test_check_lists_every_tutorial_gate(tutorial_store: Store) -> None:
