@@ -24,7 +24,7 @@ from ._project import Project
 from ._resolve import resolve_graph
 from ._validate import load_project
 
-__all__ = ["GitError", "checkout_tree", "load_baseline", "load_project_at"]
+__all__ = ["GitError", "checkout_tree", "load_baseline", "load_project_at", "read_file_at"]
 
 _GIT_TIMEOUT = 120.0
 
@@ -140,6 +140,26 @@ def checkout_tree(root: Path, ref: str) -> Iterator[Path]:
         yield temp
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def read_file_at(root: Path, ref: str, relative: Path) -> str | None:
+    """The text of one file under `root` as it was at `ref`; None if it did not exist.
+
+    Raises:
+        GitError: as for `load_project_at`.
+    """
+    toplevel = Path(_git(root, "rev-parse", "--show-toplevel").strip()).resolve()
+    path = (root.resolve() / relative).relative_to(toplevel).as_posix()
+    commit = _resolve_ref(root, ref)
+    listing = _git(toplevel, "ls-tree", "-z", "--full-tree", commit, "--", path)
+    record = listing.split("\0")[0]
+    if not record:
+        return None
+    meta, _, _ = record.partition("\t")
+    _, kind, sha = meta.split()
+    if kind != "blob":
+        return None
+    return _read_blobs(toplevel, [sha])[sha].decode("utf-8", errors="replace")
 
 
 def _resolve_ref(root: Path, ref: str) -> str:

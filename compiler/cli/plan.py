@@ -1,4 +1,4 @@
-"""`auditc plan [PATHS] [--against REF] [--store URI] [--format ...]`: what a run would do."""
+"""`auditc plan [PATHS] [--against REF] [--store URI] [--stack NAME] [--format ...]`: what a run would do."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ from ._common import EXIT_CODES_HELP, Settings, paths_argument, review_format_op
     default=None,
     help="Store to compare with (default: <project>/.auditc); a directory or s3://… URI.",
 )
+@click.option(
+    "--stack",
+    metavar="NAME",
+    default=None,
+    help="Plan a Kubernetes deployment of stacks/Pulumi.<NAME>.yaml: its specs, select and "
+    "store are the defaults, and each workflow whose Jobs a change of the stack file since "
+    "--against (default HEAD) replaces is re-run, with the setting that changed.",
+)
 @review_format_option()
 @click.pass_obj
 def command(
@@ -31,6 +39,7 @@ def command(
     paths: tuple[str, ...],
     against: str | None,
     store: str | None,
+    stack: str | None,
     format_: str,
 ) -> None:
     """Compare the specs under PATHS (default: audits/) with a baseline and print the plan.
@@ -45,6 +54,11 @@ def command(
     Each re-run says why: a changed field, file or upstream node. Only workflows
     (Dataset, Evaluation, Method) are planned; changes to Models, Modules and
     InferenceServices show up as reasons.
+
+    With --stack NAME, the plan is that of a Kubernetes deployment: a workflow whose id
+    did not change still runs again when its Job is replaced, because the stack's
+    images, resources, placement, Secrets or store changed since --against (the stack
+    file at HEAD by default); `pulumi preview --diff` replaces exactly those Jobs.
     """
     from compiler import (
         Baseline,
@@ -55,6 +69,11 @@ def command(
         render_plan,
     )
 
+    if stack is not None:
+        from ._stack_plan import plan_stack
+
+        click.echo(plan_stack(settings, paths, against, store, stack, format_), nl=False)
+        return
     spec_paths = settings.spec_paths(paths)
     scoped = load_scoped_graph(settings.project_dir, spec_paths, given=bool(paths))
     if against is not None:

@@ -6,7 +6,9 @@
   `NN-kind-name.yaml` and check them with `kubernetes-validate --strict`;
 - `push_inputs(graph, store)` uploads the files an audit reads to the store,
   content-addressed, for the pods' fetch step;
-- `KubernetesConfig` / `load_stack_config` read a stack's `auditc:` settings.
+- `KubernetesConfig` / `load_stack_config` read a stack's `auditc:` settings;
+- `stack_reruns(graph, before, after)` says which workflows a change of stack settings
+  re-runs (their Jobs are replaced), for `auditc plan --stack`.
 
 Only this package imports `pulumi`/`pulumi_kubernetes`, and only when a name that
 needs them is used, so `auditc push` never pays for them.
@@ -34,6 +36,7 @@ from ._config import (
 )
 from ._inputs import InputFile, PushResult, graph_inputs, push_inputs
 from ._names import object_name
+from ._stack_plan import StackBaseline, apply_stack_reruns, stack_config_at, stack_reruns
 
 if TYPE_CHECKING:
     from ._program import deploy
@@ -53,15 +56,19 @@ __all__ = [
     "InputFile",
     "KubernetesConfig",
     "PushResult",
+    "StackBaseline",
     "RenderedResource",
     "Rendering",
+    "apply_stack_reruns",
     "deploy",
     "graph_inputs",
     "load_stack_config",
     "object_name",
     "push_inputs",
     "render_manifests",
+    "stack_config_at",
     "stack_file",
+    "stack_reruns",
     "stack_values",
     "validate_manifests",
     "write_manifests",

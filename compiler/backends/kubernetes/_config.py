@@ -44,6 +44,7 @@ __all__ = [
     "StoreConfig",
     "Toleration",
     "load_stack_config",
+    "load_stack_text",
     "stack_file",
     "stack_values",
 ]
@@ -301,20 +302,34 @@ def load_stack_config(path: Path, overrides: dict[str, Any] | None = None) -> Ku
         SpecValidationError: an `auditc:` key is unknown or has an invalid value.
     """
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(
             f"stack file {path} does not exist (create it, or pass --store and other options)"
         ) from None
+    return load_stack_text(text, str(path), overrides)
+
+
+def load_stack_text(
+    text: str, source: str, overrides: dict[str, Any] | None = None
+) -> KubernetesConfig:
+    """`load_stack_config` for a stack file's text (`source` names it in errors).
+
+    Raises:
+        UsageError: the text is not a Pulumi stack file.
+        SpecValidationError: an `auditc:` key is unknown or has an invalid value.
+    """
+    try:
+        document = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML: {exc}") from exc
+        raise UsageError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
         raise UsageError(
-            f"{path}: expected a mapping with a 'config' mapping (a Pulumi stack file)"
+            f"{source}: expected a mapping with a 'config' mapping (a Pulumi stack file)"
         )
     raw = stack_values(document.get("config") or {})
     raw.update(overrides or {})
-    return KubernetesConfig.from_mapping(raw, str(path))
+    return KubernetesConfig.from_mapping(raw, source)
 
 
 def stack_values(config: dict[str, Any]) -> dict[str, Any]:
