@@ -11,7 +11,7 @@ the manifests name is stood for by a root filesystem assembled from host paths:
   Dockerfile's final stage, and it has the Dockerfile's user `auditc` (10001) in its
   `/etc/passwd` and the directories it creates (`/work/inputs`, `/work/state`).
 - **vLLM's image** is the same environment plus a stand-in `vllm` executable
-  (`kubelet_vllm.py`) on `PATH`, and — as the official image — no passwd entry for
+  (`vllm_stand_in/vllm`) on `PATH`, and — as the official image — no passwd entry for
   uid 10001 and `/vllm-workspace` as its working directory.
 
 Every other path of the host stays invisible in the container: the root is a tmpfs

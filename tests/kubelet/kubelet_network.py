@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import ipaddress
 import os
+import re
 import secrets
 import subprocess
 import threading
@@ -32,6 +33,8 @@ SERVICE_IP = "10.96.0.10"
 """The object store's address, as a Service's ClusterIP would be."""
 _POD_RANGE = ipaddress.ip_network("10.244.0.0/16")
 _CLONE_NEWNET = 0x40000000
+_OURS = re.compile(r"^kt(\d+)x[0-9a-f]{6}(p\d+)?$")
+"""`kt<pid>x<random>` (a node) and `…p<n>` (its pods): the names this module gives."""
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -62,7 +65,7 @@ class NodeNetwork:
     """
 
     def __init__(self) -> None:
-        self.namespace = f"kt{os.getpid()}{secrets.token_hex(3)}"
+        self.namespace = f"kt{os.getpid()}x{secrets.token_hex(3)}"
         self._lock = threading.Lock()
         self._next = 0
         self._pods: dict[str, PodNetwork] = {}
@@ -73,6 +76,7 @@ class NodeNetwork:
         return f"{NETNS_DIR}/{self.namespace}"
 
     def __enter__(self) -> NodeNetwork:
+        _remove_stale()
         _ip("netns", "add", self.namespace)
         _ip("-n", self.namespace, "link", "set", "lo", "up")
         _ip("-n", self.namespace, "addr", "add", f"{SERVICE_IP}/32", "dev", "lo")
@@ -129,6 +133,17 @@ class NodeNetwork:
         self._pods.pop(pod.namespace, None)
         with contextlib.suppress(RuntimeError):
             _ip("netns", "delete", pod.namespace)
+
+
+def _remove_stale() -> None:
+    """Delete the namespaces of test clusters whose process is gone (a killed test run)."""
+    if not os.path.isdir(NETNS_DIR):
+        return
+    for name in os.listdir(NETNS_DIR):
+        match = _OURS.match(name)
+        if match and not os.path.exists(f"/proc/{match[1]}"):
+            with contextlib.suppress(RuntimeError):
+                _ip("netns", "delete", name)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ __all__ = [
     "auditc",
     "describe",
     "new_cluster",
+    "start_auditc",
     "write_project",
 ]
 
@@ -68,6 +69,18 @@ def auditc(
     if check and done.returncode not in (0,):
         raise AssertionError(f"auditc {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
     return done
+
+
+def start_auditc(project: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """Start `auditc -C project ARGS` on this machine in the background, output to `log`."""
+    with log.open("wb") as handle:
+        return subprocess.Popen(
+            [AUDITC, "-C", str(project), *args],
+            cwd=project,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
 
 
 def new_cluster(node: NodeNetwork, workdir: Path) -> Cluster:

@@ -25,7 +25,15 @@ from typing import Any
 import pytest
 from kubelet_network import NodeNetwork
 from kubelet_store import S3Server
-from kubelet_support import REPO, STORE_SECRET, auditc, describe, new_cluster, write_project
+from kubelet_support import (
+    REPO,
+    STORE_SECRET,
+    auditc,
+    describe,
+    new_cluster,
+    start_auditc,
+    write_project,
+)
 
 TUTORIAL = REPO / "audits" / "tutorial"
 
@@ -75,6 +83,8 @@ def test_tutorial_runs_from_compiled_manifests_as_it_runs_locally(
     )
     assert "warning" not in compiled.stderr, compiled.stderr
     auditc(project, "push", "--stack", "kubelet", node=node)
+    # The local run to compare with, meanwhile (into the project's own .auditc store).
+    local_run = start_auditc(project, "run", f"audits/{TUTORIAL.name}", log=tmp_path / "local.log")
 
     cluster = new_cluster(node, tmp_path / "cluster")
     result = cluster.apply(project / "manifests")
@@ -105,7 +115,7 @@ def test_tutorial_runs_from_compiled_manifests_as_it_runs_locally(
     assert cluster_gates.returncode == 1, cluster_gates.stderr  # the tutorial's FPR gate fails
     auditc(project, "report", "--store", store, "--out", "site-cluster", node=node)
 
-    auditc(project, "run", f"audits/{TUTORIAL.name}", check=False)
+    assert local_run.wait(600) == 0, (tmp_path / "local.log").read_text()
     local_gates = auditc(project, "check", "--format", "json", check=False)
     assert local_gates.returncode == 1, local_gates.stderr
     auditc(project, "report", "--out", "site-local")
