@@ -1,7 +1,9 @@
-"""The shared shape of a runner step's `python -m runners.<step> CONFIG.json` entry point.
+"""What every runner entry point (`python -m runners.<step> …`) shares: one logging set-up
+and one error boundary, and the whole shape of the steps that take just `CONFIG.json`.
 
 Exit codes (docs/contracts.md): 0 success; 1 the step failed (its message on stderr);
-2 the config is invalid; 3 a bug (with a traceback).
+2 the config is invalid (or an extra is missing); 3 a bug (with a traceback); an
+`AuditcError` may carry its own code (4: the evaluation's service was never ready).
 """
 
 from __future__ import annotations
@@ -11,17 +13,28 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from schemas import AuditcError
+from schemas import AuditcError, format_loc
 
 from ._bytecode import private_bytecode_cache
 
-__all__ = ["run_step"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERNAL",
+    "configure_logging",
+    "describe_invalid_config",
+    "error_boundary",
+    "run_step",
+]
+
+EXIT_FAILED = 1
+EXIT_INTERNAL = 3
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
@@ -42,32 +55,68 @@ def run_step(
     parser.add_argument("--result", type=Path, help="write the step's result here as JSON")
     args = parser.parse_args(argv)
     private_bytecode_cache()
-    _configure_logging()
+    configure_logging()
     try:
         config = config_type.model_validate_json(args.config.read_bytes())
     except (OSError, ValidationError) as exc:
         print(f"error: invalid {config_type.__name__} {args.config}: {exc}", file=sys.stderr)
         return 2
     try:
-        result = run(config)
-    except AuditcError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception:
-        traceback.print_exc()
-        print("internal error: this is a bug in auditc; please report it.", file=sys.stderr)
-        return 3
+        with error_boundary(f"runners.{step}"):
+            result = run(config)
+    except SystemExit as exited:
+        return int(exited.code or 0)
     if args.result is not None:
         args.result.write_text(result.model_dump_json(indent=2), encoding="utf-8")
     return 0
 
 
-def _configure_logging() -> None:
-    level = os.environ.get("AUDITC_LOG_LEVEL", "INFO").upper()
+def configure_logging(level: str | None = None) -> None:
+    """Log to stderr at `level` (default `AUDITC_LOG_LEVEL`, else INFO), chatty libraries quieter."""
+    name = (level or os.environ.get("AUDITC_LOG_LEVEL") or "INFO").upper()
     logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
+        level=getattr(logging, name, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     for noisy in _NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def error_boundary(what: str, scrub: Callable[[str], str] = str) -> Iterator[None]:
+    """The one place a runner process turns an exception into its exit.
+
+    An `AuditcError` prints its message and exits with its code (1 unless it carries
+    another); anything else is a bug: its traceback, a request to report it, exit 3.
+
+    Args:
+        what: the step, for the bug report (`runners.evaluation`).
+        scrub: applied to every message and traceback before it is printed (the
+            evaluation client takes its API key out).
+
+    Raises:
+        SystemExit: on any exception from the block.
+    """
+    try:
+        yield
+    except AuditcError as exc:
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
+        raise SystemExit(exc.exit_code or EXIT_FAILED) from None
+    except Exception:
+        print(scrub(traceback.format_exc()), file=sys.stderr, end="")
+        print(
+            f"internal error in {what}: this is a bug in auditc; please report it.",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_INTERNAL) from None
+
+
+def describe_invalid_config(path: str, type_name: str, exc: ValidationError) -> str:
+    """A config file's validation errors, one per line (the first ten), for a usage error."""
+    n = exc.error_count()
+    lines = [f"  {format_loc(tuple(e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()[:10]]
+    more = [f"  … and {n - 10} more"] if n > 10 else []
+    return "\n".join(
+        [f"{path}: not a valid {type_name} ({n} error{'s' if n != 1 else ''}):", *lines, *more]
+    )

@@ -11,27 +11,16 @@ import logging
 import os
 import re
 import sys
-import traceback
 from pathlib import Path
 
 import click
 from pydantic import ValidationError
 
-from schemas import AuditcError, format_loc
-
+from .._entry import EXIT_FAILED, configure_logging, describe_invalid_config, error_boundary
 from . import EvaluationConfig, EvaluationResult, run_evaluation
 from ._redact import SecretFilter, redact
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERNAL = 0, 1, 3
-
-
-def _describe(path: str, exc: ValidationError) -> str:
-    n = exc.error_count()
-    lines = [f"  {format_loc(tuple(e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()[:10]]
-    more = [f"  … and {n - 10} more"] if n > 10 else []
-    return "\n".join(
-        [f"{path}: not a valid EvaluationConfig ({n} error{'s' if n != 1 else ''}):", *lines, *more]
-    )
+EXIT_OK = 0
 
 
 def _load_config(path: str, shard: str | None) -> EvaluationConfig:
@@ -56,7 +45,7 @@ def _load_config(path: str, shard: str | None) -> EvaluationConfig:
                 }
             )
     except ValidationError as exc:
-        raise click.UsageError(_describe(path, exc)) from exc
+        raise click.UsageError(describe_invalid_config(path, "EvaluationConfig", exc)) from exc
     return config
 
 
@@ -81,22 +70,11 @@ def _write_result(path: str | None, result: EvaluationResult) -> None:
 @click.option("--log-level", default="INFO", envvar="AUDITC_LOG_LEVEL", show_default=True)
 def command(config: str, shard: str | None, result_path: str | None, log_level: str) -> None:
     """Run one shard of the evaluation that CONFIG.json (a runners.evaluation.EvaluationConfig) describes."""
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(log_level)
     evaluation_config = _load_config(config, shard)
     secret = _redact_logs(evaluation_config)
-    try:
+    with error_boundary("the evaluation client", lambda text: redact(text, secret)):
         result = run_evaluation(evaluation_config)
-    except AuditcError as exc:
-        click.echo(f"error: {redact(str(exc), secret)}", err=True)
-        sys.exit(exc.exit_code or EXIT_FAILED)
-    except Exception:
-        click.echo(redact(traceback.format_exc(), secret), err=True)
-        click.echo("internal error in the evaluation client (a bug: please report it)", err=True)
-        sys.exit(EXIT_INTERNAL)
     _write_result(result_path, result)
     summary = (
         f"{result.rows} rows ({result.resumed_rows} resumed), {result.errors} errors, "

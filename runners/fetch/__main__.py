@@ -7,20 +7,16 @@ input that is missing or does not match its hash, 3 a bug.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import traceback
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from schemas import AuditcError
-
+from .._entry import configure_logging, error_boundary
 from ._commit import CommitConfig, commit_node
 from ._fetch import FetchConfig, fetch_inputs
 
 EXIT_INVALID = 2
-EXIT_BUG = 3
 
 
 def _load(model: type[BaseModel], path: str) -> BaseModel:
@@ -41,21 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("step", choices=["inputs", "commit"])
     parser.add_argument("config", help="the step's JSON config")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
-        if args.step == "inputs":
-            result = fetch_inputs(_load(FetchConfig, args.config))  # type: ignore[arg-type]
-            print(f"fetched {result.files} files ({result.bytes} bytes)", file=sys.stderr)
-        else:
-            manifest = commit_node(_load(CommitConfig, args.config))  # type: ignore[arg-type]
-            print(f"committed {manifest.kind}/{manifest.name} {manifest.id}", file=sys.stderr)
-    except AuditcError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except Exception:
-        traceback.print_exc()
-        print("internal error: this is a bug in auditc; please report it.", file=sys.stderr)
-        return EXIT_BUG
+        with error_boundary("runners.fetch"):
+            if args.step == "inputs":
+                result = fetch_inputs(_load(FetchConfig, args.config))  # type: ignore[arg-type]
+                print(f"fetched {result.files} files ({result.bytes} bytes)", file=sys.stderr)
+            else:
+                manifest = commit_node(_load(CommitConfig, args.config))  # type: ignore[arg-type]
+                print(f"committed {manifest.kind}/{manifest.name} {manifest.id}", file=sys.stderr)
+    except SystemExit as exited:
+        return int(exited.code or 0)
     return 0
 
 
