@@ -8,8 +8,10 @@ packages are hidden from one process (`sys.modules[name] = None` makes both impo
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import click
@@ -22,7 +24,19 @@ from compiler.cli.main import main
 from schemas import EXTRA_MODULES, MissingDependencyError, Store, local_manifests
 
 ROOT = Path(__file__).parents[2]
-HEAVY = sorted({m for modules in EXTRA_MODULES.values() for m in modules} | {"pandas", "IPython"})
+CORE = {
+    {"pyyaml": "yaml"}.get(name, name)
+    for name in (
+        re.split(r"[<>=!~\[ ;]", dependency)[0].lower()
+        for dependency in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+            "dependencies"
+        ]
+    )
+}
+"""Import names of the core's own dependencies (an extra may list one too)."""
+HEAVY = sorted(
+    {m for modules in EXTRA_MODULES.values() for m in modules} - CORE | {"pandas", "IPython"}
+)
 
 
 def hide(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
