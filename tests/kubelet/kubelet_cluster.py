@@ -362,6 +362,10 @@ class _JobController:
         return run_pod(name, hostname, metadata, spec, self.env, self.stop)
 
     def _run(self) -> None:
+        if self.spec.get("suspend"):
+            # Nothing admits a suspended Job here (no Kueue): a test un-suspends it.
+            self._finish("Failed", "Suspended", "the test cluster does not admit suspended Jobs")
+            return
         completions = int(self.spec.get("completions", 1))
         parallelism = int(self.spec.get("parallelism", 1))
         deadline = self.status.started_at + float(self.spec.get("activeDeadlineSeconds", 10**9))

@@ -273,6 +273,9 @@ class _Program:
         shards: int | None = None,
     ) -> batch.Job:
         jobs = self.config.jobs
+        # Scheduling settings that apply to Jobs only (a queue label and `suspend` for
+        # Kueue, priority and runtime classes) belong here and in `_pod`, not in
+        # `config.labels`, which reaches every object.
         spec = batch.JobSpecArgs(
             completion_mode="Indexed" if shards else "NonIndexed",
             completions=shards or 1,
