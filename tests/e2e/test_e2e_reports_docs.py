@@ -117,3 +117,28 @@ def test_the_python_example_runs(project: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "### auditc diff: `main` → `head`" in done.stdout
+
+
+def test_the_scoping_examples_run_as_written(project: Path) -> None:
+    if not (project / ".auditc").is_dir():
+        pytest.fail("the walkthrough above did not produce a store")
+    text = DOCS.read_text()
+    section = text[text.index("## Which results") : text.index("## A walkthrough")]
+    (block,) = re.findall(r"```console\n(.*?)```", section, re.S)
+    commands = [
+        line[2:].split("  #")[0].strip() for line in block.splitlines() if line.startswith("$ ")
+    ]
+    assert len(commands) == 3
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for command in commands:
+        done = subprocess.run(
+            ["bash", "-c", command],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        # check exits 1: the tutorial's primary gate fails, as the walkthrough shows.
+        assert done.returncode in (0, 1) and "error" not in done.stderr, (command, done.stderr)
+    assert (project / "site" / "index.html").is_file()
