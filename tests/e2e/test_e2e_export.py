@@ -134,30 +134,9 @@ def test_inspect_view_serves_the_log(exported: Path, tmp_path: Path) -> None:
         assert log["eval"]["task"] == "filter-on-phrases" and len(log["samples"]) == 2 * len(
             PHRASES
         )
-        shown = _viewer_text(f"http://127.0.0.1:{port}/", tmp_path / "chromium", "Scorer")
-        assert "filter-on-phrases" in shown and "auditc/length-filter" in shown
-        assert f"phrases — {len(PHRASES)} x 2 samples" in shown and "filter-case/accuracy" in shown
     finally:
         viewer.terminate()
         viewer.wait(timeout=30)
-
-
-def _viewer_text(url: str, profile: Path, wait_for: str) -> str:
-    """The text Inspect's viewer shows in headless Chromium once `wait_for` appears."""
-    sys.path.insert(0, str(REPO / "tests" / "compiler" / "report"))  # the report tests' harness
-    from report_browser import Browser
-
-    browser = Browser.launch(profile)
-    try:
-        page = browser.open(url)
-        deadline = time.monotonic() + 90
-        text = ""
-        while time.monotonic() < deadline and wait_for not in text:
-            time.sleep(1)
-            text = str(page.evaluate("document.body.innerText"))
-        return text
-    finally:
-        browser.close()
 
 
 def _get_json(url: str, deadline: float | None = None) -> dict[str, object]:
