@@ -1,4 +1,9 @@
-"""Baselines for `auditc plan`: the project as it was at a git ref, or what a store holds.
+"""git for auditc: plan baselines at a git ref, and the tree state a run records.
+
+`git_state(root)` says what produced a run: the commit, whether files under the project
+root differed from it, and a hash of those differences (`Manifest.git_*`).
+
+Baselines for `auditc plan`: the project as it was at a git ref, or what a store holds.
 
 The files under the project root at that ref are copied, blob by blob, into a
 temporary directory (`git ls-tree` + `git cat-file --batch`), which is then loaded
@@ -9,12 +14,14 @@ fork executes nothing from it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from schemas import Issue, SpecError, UsageError, local_manifests
@@ -24,7 +31,15 @@ from ._project import Project
 from ._resolve import resolve_graph
 from ._validate import load_project
 
-__all__ = ["GitError", "checkout_tree", "load_baseline", "load_project_at", "read_file_at"]
+__all__ = [
+    "GitError",
+    "GitState",
+    "checkout_tree",
+    "git_state",
+    "load_baseline",
+    "load_project_at",
+    "read_file_at",
+]
 
 _GIT_TIMEOUT = 120.0
 
@@ -33,6 +48,90 @@ class GitError(UsageError):
     """git is missing, the project is not in a repository, or the ref is unknown."""
 
     code = "git"
+
+
+@dataclass(frozen=True)
+class GitState:
+    """The git tree a run came from, as recorded in its manifest."""
+
+    commit: str | None = None
+    """`git rev-parse HEAD`; None outside git or before the first commit."""
+    dirty: bool | None = None
+    """Whether files under the project root differ from `commit`; None outside git."""
+    uncommitted_sha256: str | None = None
+    """sha256 over the differences (each changed path and its content); None when clean."""
+
+
+def git_state(root: Path, *, exclude: Sequence[Path] = ()) -> GitState:
+    """The commit, dirty flag and hash of uncommitted changes under `root`; never fails.
+
+    Uncommitted changes are the paths `git status` reports under `root` (modified,
+    staged, deleted and untracked files; ignored ones are not): the hash covers each
+    path and the content it has in the working tree, so staging a change does not
+    alter it, and two runs from the same edits get the same hash.
+
+    Args:
+        root: The project root (anywhere inside a git work tree).
+        exclude: Directories under `root` not to count (a store inside the project).
+
+    Returns:
+        Everything None outside a git work tree or without git.
+    """
+    try:
+        toplevel = Path(_git(root, "rev-parse", "--show-toplevel").strip())
+    except GitError:
+        return GitState()
+    try:
+        commit: str | None = _git(root, "rev-parse", "--verify", "--quiet", "HEAD").strip()
+    except GitError:
+        commit = None  # a repository without commits yet: everything is uncommitted
+    pathspecs = ["."] + [
+        f":(exclude){p.resolve().relative_to(root.resolve()).as_posix()}"
+        for p in exclude
+        if p.resolve().is_relative_to(root.resolve()) and p.resolve() != root.resolve()
+    ]
+    try:
+        status = _git(
+            root,
+            "-c",
+            "core.fsmonitor=false",
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+            "--",
+            *pathspecs,
+        )
+    except GitError:
+        return GitState(commit)
+    paths = sorted({record[3:] for record in status.split("\0") if len(record) > 3})
+    if not paths:
+        return GitState(commit, False, None)
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(
+            f"{path}\0{_content_hash(toplevel / path)}\n".encode("utf-8", "surrogateescape")
+        )
+    return GitState(commit, True, digest.hexdigest())
+
+
+def _content_hash(path: Path) -> str:
+    """What a changed path holds in the working tree: a file's sha256, a link's target."""
+    try:
+        if path.is_symlink():
+            return "link:" + os.readlink(path)
+        if not path.exists():
+            return "deleted"
+        if path.is_dir():  # a submodule or nested repository
+            return "directory"
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+    except OSError as exc:
+        return f"unreadable:{exc.strerror}"
 
 
 def load_baseline(

@@ -19,6 +19,8 @@ from ._errors import *  # noqa: F403
 from ._errors import __all__ as _errors_all
 from ._extras import *  # noqa: F403
 from ._extras import __all__ as _extras_all
+from ._integrity import *  # noqa: F403
+from ._integrity import __all__ as _integrity_all
 from ._resources import *  # noqa: F403
 from ._resources import __all__ as _resources_all
 from ._storage import *  # noqa: F403
@@ -36,6 +38,7 @@ __all__ = sorted(
         *_base_all,
         *_errors_all,
         *_extras_all,
+        *_integrity_all,
         *_resources_all,
         *_storage_all,
         *_store_all,

@@ -7,7 +7,8 @@ AuditcError                 str(e) is the user-facing message; .code is a stable
 │   ├── SpecValidationError pydantic field errors, relocated to file:line:col
 │   └── GraphError          unknown/duplicate names, wrong kinds, cycles, missing files, column mismatches
 ├── UsageError              a bad command-line argument or option value
-├── StoreError · BackendError · MissingDependencyError (the message says what to install)
+├── StoreError              IntegrityError: a node's files do not match its manifest
+├── BackendError · MissingDependencyError (the message says what to install)
 └── RunnerError             InferenceError · EvaluationError · MethodError · DatasetError
 InternalError               a bug: shown with a traceback and "please report"
 ```
@@ -29,6 +30,7 @@ __all__ = [
     "EvaluationError",
     "GraphError",
     "InferenceError",
+    "IntegrityError",
     "InternalError",
     "Issue",
     "MethodError",
@@ -155,6 +157,12 @@ class StoreError(AuditcError):
     """The store cannot be read or written, or holds something unexpected."""
 
     code = "store"
+
+
+class IntegrityError(StoreError):
+    """A stored node's files do not match what its manifest says (changed, missing, extra)."""
+
+    code = "integrity"
 
 
 class BackendError(AuditcError):

@@ -10,21 +10,40 @@ from the usual AWS environment variables, never from specs.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import StoreError
-from ._store import MANIFEST_FILE, SCORES_FILE, Manifest, ScoresFile
+from ._errors import IntegrityError, StoreError
+from ._store import (
+    ATTESTATIONS_DIR,
+    DIGESTS_DIR,
+    LEGACY_MANIFEST_FILE,
+    LOGS_DIR,
+    MANIFEST_FILE,
+    RUNS_DIR,
+    SCORES_FILE,
+    STORE_SCHEMA_VERSION,
+    FileDigest,
+    Manifest,
+    ScoresFile,
+    case_file,
+)
 
 if TYPE_CHECKING:
     import pyarrow.dataset as pads
     import pyarrow.fs as pafs
 
-__all__ = ["Store", "local_manifests"]
+__all__ = ["NodeRun", "Store", "StoredNode", "is_node_metadata", "local_manifests"]
+
+_HASH_CHUNK = 1 << 20
+_TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{8}$")
+"""What `Store.write_bytes` names a file while it is being written."""
 
 
 @dataclass(frozen=True)
@@ -146,12 +165,123 @@ class Store:
             if info.type == pafs.FileType.File
         )
 
+    def file_sizes(self, *parts: str) -> dict[str, int]:
+        """Size of every file below a directory, by path relative to it; empty when it is missing."""
+        import pyarrow.fs as pafs
+
+        root = self.path(*parts)
+        selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
+        return {
+            posixpath.relpath(info.path, root): int(info.size or 0)
+            for info in sorted(self.fs.get_file_info(selector), key=lambda i: str(i.path))
+            if info.type == pafs.FileType.File
+        }
+
+    def is_dir(self, *parts: str) -> bool:
+        """Whether a directory exists (on object stores: whether anything is below it)."""
+        import pyarrow.fs as pafs
+
+        info = self.fs.get_file_info(self.path(*parts))
+        return bool(info.type == pafs.FileType.Directory)
+
+    # --------------------------------------------------------------- digests
+
+    def hash_file(self, *parts: str) -> FileDigest:
+        """Size and sha256 of a stored file, read once in chunks.
+
+        Raises:
+            StoreError: the file cannot be read.
+        """
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self.fs.open_input_stream(self.path(*parts)) as stream:
+                while chunk := stream.read(_HASH_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.uri_of(*parts)}: {exc}") from exc
+        return FileDigest(size=size, sha256=digest.hexdigest())
+
+    def write_output(self, data: bytes, node_path: str, relative: str) -> FileDigest:
+        """Write one output file of a node atomically and record its digest.
+
+        The digest is computed from the bytes being written, so no one reads a large
+        file a second time to list it in the manifest: it goes to
+        `_digests/<relative>.json` in the node, which `collect_outputs` gathers at commit.
+        Runners, which open their node URI as the store root, pass `node_path=""`.
+
+        Raises:
+            StoreError: the file cannot be written.
+        """
+        digest = FileDigest.of(data)
+        self.write_bytes(data, node_path, relative)
+        self.write_bytes(
+            digest.model_dump_json().encode(), node_path, DIGESTS_DIR, f"{relative}.json"
+        )
+        return digest
+
+    def collect_outputs(self, node_path: str) -> dict[str, FileDigest]:
+        """Digests of every file of a node, for its manifest; run once, at commit.
+
+        Files written with `write_output` take the digest recorded when they were
+        written (checked against the file's size); any other file (a log the step
+        appended to) is read and hashed. Temporary files of interrupted writes and
+        the recorded digests are removed. The manifest itself, earlier runs
+        (`_runs/`) and attestations are not outputs.
+
+        Raises:
+            StoreError: a file cannot be read or removed.
+        """
+        sizes = self.file_sizes(node_path)
+        recorded: dict[str, FileDigest] = {}
+        outputs: dict[str, FileDigest] = {}
+        for relative in sizes:
+            if relative.startswith(DIGESTS_DIR + "/") and relative.endswith(".json"):
+                try:
+                    digest = FileDigest.model_validate_json(self.read_bytes(node_path, relative))
+                except ValueError:
+                    continue  # a digest cut short by a crash: the file is hashed instead
+                recorded[relative[len(DIGESTS_DIR) + 1 : -len(".json")]] = digest
+        for relative, size in sizes.items():
+            if _TEMPORARY.search(relative):
+                self._delete_file(node_path, relative)
+            elif not is_node_metadata(relative) and not relative.startswith(DIGESTS_DIR + "/"):
+                known = recorded.get(relative)
+                outputs[relative] = (
+                    known
+                    if known is not None and known.size == size
+                    else self.hash_file(node_path, relative)
+                )
+        self.delete_dir(node_path, DIGESTS_DIR)
+        return outputs
+
+    def _delete_file(self, *parts: str) -> None:
+        try:
+            self.fs.delete_file(self.path(*parts))
+        except OSError as exc:
+            raise StoreError(f"cannot remove {self.uri_of(*parts)}: {exc}") from exc
+
     # ------------------------------------------------------------- manifests
 
     def read_manifest(self, node_path: str) -> Manifest | None:
-        """The node's manifest, or None when the node has none (never run, or unfinished)."""
-        if not self.exists(node_path, MANIFEST_FILE):
+        """The node's manifest, or None when the node has none (never run, or unfinished).
+
+        Raises:
+            StoreError: the manifest is unreadable, of another version, or a directory;
+                or the node was written by an auditc of store format 1.
+        """
+        import pyarrow.fs as pafs
+
+        info = self.fs.get_file_info(self.path(node_path, MANIFEST_FILE))
+        if info.type == pafs.FileType.NotFound:
+            if self.exists(node_path, LEGACY_MANIFEST_FILE):
+                raise StoreError(_legacy_message(self.uri_of(node_path, LEGACY_MANIFEST_FILE)))
             return None
+        if info.type != pafs.FileType.File:
+            raise IntegrityError(
+                f"{self.uri_of(node_path, MANIFEST_FILE)} is a directory, not a manifest"
+            )
         parsed: Manifest = Manifest.parse(
             self.read_bytes(node_path, MANIFEST_FILE), self.uri_of(node_path, MANIFEST_FILE)
         )
@@ -163,43 +293,253 @@ class Store:
         return manifest is not None and manifest.status == "complete"
 
     def write_manifest(self, node_path: str, manifest: Manifest) -> None:
-        """Write `manifest.json`, atomically and last: it is what marks the node done."""
+        """Write `_manifest.json`, atomically and last: it is what marks the node done."""
         self.write_bytes(manifest.model_dump_json(indent=2).encode(), node_path, MANIFEST_FILE)
 
-    def read_scores(self, node_path: str) -> ScoresFile:
-        """A SafetyCase's `scores.json`."""
-        parsed: ScoresFile = ScoresFile.parse(
-            self.read_bytes(node_path, SCORES_FILE), self.uri_of(node_path, SCORES_FILE)
-        )
+    def read_scores(self, node_path: str, manifest: Manifest | None = None) -> ScoresFile:
+        """A SafetyCase's `_case/scores.json`, checked against its manifest's digest.
+
+        Args:
+            node_path: The node (or earlier run) directory.
+            manifest: The node's manifest, when the caller has read it already.
+
+        Raises:
+            StoreError: the file is missing or invalid.
+            IntegrityError: the file is not what the manifest lists.
+        """
+        relative = case_file(SCORES_FILE)
+        data = self.read_bytes(node_path, relative)
+        manifest = manifest if manifest is not None else self.read_manifest(node_path)
+        if manifest is not None:
+            _check_bytes(self.uri_of(node_path), relative, data, manifest)
+        parsed: ScoresFile = ScoresFile.parse(data, self.uri_of(node_path, relative))
         return parsed
 
-    def manifests(self) -> Iterator[Manifest]:
-        """Every manifest in the store (`<kind>/<name>/<id>/manifest.json`), in path order."""
+    def nodes(self) -> Iterator[StoredNode]:
+        """Every node directory with a manifest (or a broken one), in path order.
+
+        Unlike `manifests()`, a manifest that cannot be read is yielded with its error
+        instead of raising (what `auditc verify` reports).
+        """
         import pyarrow.fs as pafs
 
         selector = pafs.FileSelector(self.base, recursive=True, allow_not_found=True)
-        paths = sorted(
-            info.path
-            for info in self.fs.get_file_info(selector)
-            if info.type == pafs.FileType.File and info.path.endswith("/" + MANIFEST_FILE)
-        )
-        for path in paths:
-            relative = posixpath.relpath(posixpath.dirname(path), self.base)
-            if relative.count("/") == 2:
-                manifest = self.read_manifest(relative)
-                if manifest is not None:
-                    yield manifest
+        found: dict[str, pafs.FileInfo] = {}
+        for info in self.fs.get_file_info(selector):
+            relative = posixpath.relpath(info.path, self.base)
+            if relative.count("/") == 3 and posixpath.basename(relative) in (
+                MANIFEST_FILE,
+                LEGACY_MANIFEST_FILE,
+            ):
+                found[relative] = info
+        for relative in sorted(found):
+            node = posixpath.dirname(relative)
+            if posixpath.basename(relative) == LEGACY_MANIFEST_FILE:
+                if posixpath.join(node, MANIFEST_FILE) not in found:
+                    yield StoredNode(node, None, _legacy_message(self.uri_of(relative)))
+                continue
+            try:
+                manifest = self.read_manifest(node)
+            except StoreError as exc:
+                yield StoredNode(node, None, str(exc))
+                continue
+            if manifest is not None:
+                yield StoredNode(node, manifest, None)
+
+    def manifests(self) -> Iterator[Manifest]:
+        """Every node's manifest (`<kind>/<name>/<id>/_manifest.json`), in path order.
+
+        Raises:
+            StoreError: a manifest is unreadable, of another version, or a directory.
+        """
+        for node in self.nodes():
+            if node.error is not None:
+                error = IntegrityError if "is a directory" in node.error else StoreError
+                raise error(node.error)
+            assert node.manifest is not None
+            yield node.manifest
+
+    # ------------------------------------------------------------------ runs
+
+    def node_runs(self, node_path: str) -> list[NodeRun]:
+        """Every recorded run of a node id, oldest first; the current run (if any) last.
+
+        Earlier runs are the ones `auditc run --force` (or a failed attempt) replaced;
+        each is whole in `<node>/_runs/<n>/`, so the store's readers (`read_manifest`,
+        `read_scores`, `open_dataset`) take `NodeRun.path` like a node path.
+
+        Raises:
+            StoreError: a manifest is unreadable.
+        """
+        runs: list[NodeRun] = []
+        for number in self._run_numbers(node_path):
+            path = posixpath.join(node_path, RUNS_DIR, str(number))
+            manifest = self.read_manifest(path)
+            if manifest is not None:
+                runs.append(NodeRun(number, path, manifest, current=False))
+        current = self.read_manifest(node_path)
+        if current is not None:
+            runs.append(NodeRun(current.run, node_path, current, current=True))
+        return runs
+
+    def next_run(self, node_path: str) -> int:
+        """The run number of the node's next manifest: one more than every kept run."""
+        return max(self._run_numbers(node_path), default=0) + 1
+
+    def _run_numbers(self, node_path: str) -> list[int]:
+        import pyarrow.fs as pafs
+
+        root = self.path(node_path, RUNS_DIR)
+        selector = pafs.FileSelector(root, recursive=False, allow_not_found=True)
+        names = [posixpath.basename(i.path) for i in self.fs.get_file_info(selector)]
+        return sorted(int(n) for n in names if n.isdigit())
+
+    def archive_run(self, node_path: str, *, resume: bool = False) -> int | None:
+        """Move the node's recorded run into `_runs/<n>/`, so that a new run overwrites nothing.
+
+        Only a run with a manifest (complete or failed) is kept; files of an unfinished
+        attempt are not history. With `resume` (a failed evaluation that resumes from its
+        committed parts) the files stay where they are for the new attempt: only the
+        manifest moves, and the logs are copied.
+
+        Returns:
+            The kept run's number, or None when the node had no manifest.
+
+        Raises:
+            StoreError: the files cannot be moved.
+        """
+        manifest = self.read_manifest(node_path)
+        if manifest is None:
+            return None
+        number = max(self.next_run(node_path), manifest.run)
+        target = posixpath.join(node_path, RUNS_DIR, str(number))
+        for relative in self.list_files(node_path):
+            if relative.startswith(RUNS_DIR + "/") or relative == MANIFEST_FILE:
+                continue
+            is_log = relative.startswith(LOGS_DIR + "/")
+            if resume and not is_log:
+                continue
+            source, destination = self.path(node_path, relative), self.path(target, relative)
+            self.makedirs(posixpath.dirname(destination))
+            try:
+                if resume:
+                    self.fs.copy_file(source, destination)
+                else:
+                    self.fs.move(source, destination)
+            except OSError as exc:
+                raise StoreError(f"cannot keep {self.uri_of(node_path, relative)}: {exc}") from exc
+        # The manifest last: until it has moved, the node still reads as recorded.
+        self.write_manifest(target, manifest)
+        self._delete_file(node_path, MANIFEST_FILE)
+        return number
+
+    def clear_node(self, node_path: str) -> None:
+        """Remove a node's files, keeping its earlier runs (`_runs/`)."""
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(self.path(node_path), recursive=False, allow_not_found=True)
+        for info in self.fs.get_file_info(selector):
+            if posixpath.basename(info.path) == RUNS_DIR:
+                continue
+            if info.type == pafs.FileType.Directory:
+                self.fs.delete_dir(info.path)
+            else:
+                self.fs.delete_file(info.path)
 
     # ------------------------------------------------------------------ data
 
-    def open_dataset(self, node_path: str, **kwargs: Any) -> pads.Dataset:
-        """The node's Parquet parts as one pyarrow dataset."""
+    def open_dataset(self, node_path: str, *, verify: bool = True, **kwargs: Any) -> pads.Dataset:
+        """The node's Parquet parts as one pyarrow dataset.
+
+        A node with a manifest is verified first: every file it lists is re-hashed and
+        nothing unlisted may be there (`verify=False` skips this, for a node still
+        being written).
+
+        Raises:
+            StoreError: the node holds no data parts.
+            IntegrityError: the node's files do not match its manifest.
+        """
         import pyarrow.dataset as pads
 
+        if verify:
+            self.verify_node(node_path)
         files = [self.path(node_path, f) for f in self.list_files(node_path) if _is_part(f)]
         if not files:
             raise StoreError(f"{self.uri_of(node_path)} holds no data parts")
         return pads.dataset(files, filesystem=self.fs, format="parquet", **kwargs)
+
+    def verify_node(self, node_path: str, manifest: Manifest | None = None) -> Manifest | None:
+        """Check a node's files against its manifest; raise on the first node that does not match.
+
+        Returns:
+            The manifest (None when the node has none yet: nothing to check).
+
+        Raises:
+            IntegrityError: a listed file is missing, truncated or changed, or a file
+                is not listed; the message names every such file.
+        """
+        from ._integrity import check_files
+
+        manifest = manifest if manifest is not None else self.read_manifest(node_path)
+        if manifest is None:
+            return None
+        problems = check_files(self, node_path, manifest)
+        if problems:
+            lines = "\n".join(f"  {p.render()}" for p in problems)
+            raise IntegrityError(
+                f"{manifest.kind}/{manifest.name} {manifest.id}: its files do not match its "
+                f"manifest; refusing to read it (`auditc verify` lists every problem):\n{lines}"
+            )
+        return manifest
+
+
+@dataclass(frozen=True)
+class StoredNode:
+    """A node directory of the store and its manifest, or why the manifest cannot be read."""
+
+    path: str
+    """`<kind>/<name>/<id>`, relative to the store root."""
+    manifest: Manifest | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class NodeRun:
+    """One recorded run of a node id: the current one or an earlier one kept in `_runs/<n>/`."""
+
+    run: int
+    """The run's number (`Manifest.run`): 1 for the first, counting up."""
+    path: str
+    """Its directory relative to the store root: the node path, or `<node>/_runs/<n>`."""
+    manifest: Manifest
+    current: bool
+
+
+def is_node_metadata(relative: str) -> bool:
+    """Whether a node-relative path is the node's own bookkeeping rather than an output."""
+    return (
+        relative == MANIFEST_FILE
+        or relative.startswith(RUNS_DIR + "/")
+        or relative.startswith(ATTESTATIONS_DIR + "/")
+    )
+
+
+def _check_bytes(where: str, relative: str, data: bytes, manifest: Manifest) -> None:
+    expected = manifest.outputs.get(relative)
+    if expected is None:
+        raise IntegrityError(f"{where}: {relative} is not listed in the node's manifest")
+    if FileDigest.of(data) != expected:
+        raise IntegrityError(
+            f"{where}: {relative} does not match its manifest (changed after it was written)"
+        )
+
+
+def _legacy_message(where: str) -> str:
+    return (
+        f"{where}: written by an older auditc (store format 1); this auditc reads store "
+        f"format {STORE_SCHEMA_VERSION} only. Run the audit into a new store "
+        "(`auditc run --store DIR`), or read this one with the auditc that wrote it"
+    )
 
 
 def local_manifests(root: Path) -> Iterator[Manifest]:
@@ -207,9 +547,13 @@ def local_manifests(root: Path) -> Iterator[Manifest]:
 
     The core install (no extras) plans against a local store with it.
     """
+    for path in sorted(root.glob(f"*/*/*/{LEGACY_MANIFEST_FILE}")):
+        if not (path.parent / MANIFEST_FILE).exists():
+            raise StoreError(_legacy_message(str(path)))
     for path in sorted(root.glob(f"*/*/*/{MANIFEST_FILE}")):
-        if path.is_file():
-            yield Manifest.parse(path.read_bytes(), str(path))
+        if not path.is_file():
+            raise IntegrityError(f"{path} is a directory, not a manifest")
+        yield Manifest.parse(path.read_bytes(), str(path))
 
 
 def _is_part(relative: str) -> bool:

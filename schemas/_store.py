@@ -1,18 +1,27 @@
-"""On-disk formats of the store: node layout, `manifest.json`, `scores.json`.
+"""On-disk formats of the store (format 2): node layout, `_manifest.json`, `scores.json`.
 
 ```
 <store>/<kind>/<name>/<id>/        kind in lower case: dataset, evaluation, method
-    manifest.json                   written last and atomically; `status` says complete or failed
-    part-*.parquet                  Dataset, Evaluation and Measurement rows
-    logs/                           what the step printed
-    index.html, scores.json         SafetyCase outputs (and notebook.ipynb, the executed notebook)
+    part-*.parquet                  the node's rows: Dataset, Evaluation and Measurement
+                                    rows; a SafetyCase's scores, one row per score
+    _manifest.json                  written last and atomically; `status` says complete or
+                                    failed; `outputs` lists every file with size and sha256
+    _logs/                          what the step printed
+    _case/                          SafetyCase files: index.html, notebook.ipynb,
+                                    scores.json, instances/<score>.parquet
+    _runs/<n>/                      earlier runs of the same node id, kept whole
+    _attestations/                  signed in-toto statements about the outputs
 ```
 
+Everything that is not data starts with `_`, so that pyarrow's dataset discovery
+(pandas, `pd.read_parquet(node_dir)`), polars and DuckDB read a node directory as it is.
 A node is complete only when its manifest exists and says `complete`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import posixpath
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,24 +32,56 @@ from ._base import check_score_format
 from ._errors import StoreError
 
 __all__ = [
+    "ATTESTATIONS_DIR",
+    "CASE_DIR",
+    "CASE_HTML_FILE",
+    "CASE_NOTEBOOK_FILE",
+    "DIGESTS_DIR",
     "ERROR_COLUMN",
     "ERROR_TYPE_COLUMN",
     "INDEX_COLUMN",
+    "LEGACY_MANIFEST_FILE",
+    "LOGS_DIR",
     "MANIFEST_FILE",
     "REPLICATION_COLUMN",
     "RESERVED_COLUMNS",
+    "RUNS_DIR",
     "SCORES_FILE",
+    "SHA256_PATTERN",
     "STORE_SCHEMA_VERSION",
+    "FileDigest",
     "Manifest",
     "NodeStatus",
     "ScoreValue",
     "ScoresFile",
+    "case_file",
     "node_path",
 ]
 
-STORE_SCHEMA_VERSION: Literal[1] = 1
-MANIFEST_FILE = "manifest.json"
+STORE_SCHEMA_VERSION: Literal[2] = 2
+"""Format 2 (this one): data at the node's top level, everything else `_`-prefixed,
+digests of every output. Format 1 (`manifest.json`, `logs/`, no digests) is refused."""
+MANIFEST_FILE = "_manifest.json"
+LEGACY_MANIFEST_FILE = "manifest.json"
+"""The manifest of store format 1: how an old store is recognised (and refused)."""
+LOGS_DIR = "_logs"
+"""What each step printed (`dataset.log`, `evaluation.log`, `server-<service>-<i>.log`, …)."""
+RUNS_DIR = "_runs"
+"""Earlier runs of the node id, each whole in `_runs/<n>/` (`run --force` keeps them)."""
+ATTESTATIONS_DIR = "_attestations"
+"""Signed in-toto statements (DSSE envelopes, Sigstore bundles) about the node's outputs."""
+DIGESTS_DIR = "_digests"
+"""While a node runs: `<file>.json` digest of each output, written by its writer.
+Gathered into the manifest at commit and removed."""
+CASE_DIR = "_case"
+"""A SafetyCase's files: what its notebook wrote to its output directory."""
 SCORES_FILE = "scores.json"
+"""A SafetyCase's scores, in `_case/` (`case_file(SCORES_FILE)`)."""
+CASE_HTML_FILE = "index.html"
+"""The rendered safety case, in `_case/`."""
+CASE_NOTEBOOK_FILE = "notebook.ipynb"
+"""The executed notebook, in `_case/`."""
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 INDEX_COLUMN = "_index_"
 """int64: the dataset row an output row belongs to."""
@@ -58,6 +99,11 @@ NodeStatus = Literal["complete", "failed"]
 def node_path(kind: str, name: str, node_id: str) -> str:
     """The node's directory, relative to the store root: `<kind>/<name>/<id>`."""
     return f"{kind.lower()}/{name}/{node_id}"
+
+
+def case_file(*parts: str) -> str:
+    """A path in a SafetyCase's `_case/` directory, relative to the node directory."""
+    return posixpath.join(CASE_DIR, *parts)
 
 
 class _StoreModel(BaseModel):
@@ -91,10 +137,31 @@ def _peek_version(text: str | bytes) -> int | None:
     return value if isinstance(value, int) else None
 
 
+class FileDigest(BaseModel):
+    """Size and sha256 of one stored file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+
+    @classmethod
+    def of(cls, data: bytes) -> FileDigest:
+        """The digest of bytes in memory."""
+        return cls(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _check_output_path(path: str) -> str:
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"output path {path!r} is not a plain path inside the node directory")
+    return path
+
+
 class Manifest(_StoreModel):
     """Provenance and status of one node's outputs."""
 
-    schema_version: Literal[1] = STORE_SCHEMA_VERSION
+    schema_version: Literal[2] = STORE_SCHEMA_VERSION
     kind: str
     name: str
     id: str
@@ -109,6 +176,14 @@ class Manifest(_StoreModel):
     image: str | None = None
     auditc_version: str
     git_commit: str | None = None
+    """`git rev-parse HEAD` of the project (None outside git)."""
+    git_dirty: bool | None = None
+    """Whether files under the project root differed from `git_commit` (None outside git)."""
+    git_uncommitted_sha256: str | None = None
+    """sha256 over the uncommitted changes under the project root (path and content of every
+    modified, added, deleted or untracked file); None when the tree was clean."""
+    run: int = Field(default=1, ge=1)
+    """Which run of this node id in this store: earlier runs are kept in `_runs/<n>/`."""
     started_at: datetime
     finished_at: datetime
     duration_s: float
@@ -120,8 +195,14 @@ class Manifest(_StoreModel):
     """Why it failed (status `failed`)."""
     log: str | None = None
     """Log file, relative to the node directory."""
-    outputs: list[str] = Field(default_factory=list)
-    """Files written, relative to the node directory."""
+    outputs: dict[str, FileDigest] = Field(default_factory=dict)
+    """Every file of the node (data, logs, safety-case files), relative to the node
+    directory, with its size and sha256; the manifest, `_runs/` and `_attestations/` excepted."""
+
+    @field_validator("outputs")
+    @classmethod
+    def _sorted_outputs(cls, value: dict[str, FileDigest]) -> dict[str, FileDigest]:
+        return {_check_output_path(path): value[path] for path in sorted(value)}
 
 
 class ScoreValue(BaseModel):
@@ -173,9 +254,9 @@ class ScoreValue(BaseModel):
 
 
 class ScoresFile(_StoreModel):
-    """`scores.json` of a SafetyCase node."""
+    """`_case/scores.json` of a SafetyCase node."""
 
-    schema_version: Literal[1] = STORE_SCHEMA_VERSION
+    schema_version: Literal[2] = STORE_SCHEMA_VERSION
     method: str
     id: str
     scores: list[ScoreValue]

@@ -33,6 +33,7 @@ from schemas import (
     ScoreValue,
     Store,
     StoreError,
+    case_file,
     node_path,
 )
 
@@ -60,14 +61,15 @@ __all__ = [
     "read_instances",
     "read_table",
     "scope_of",
+    "verify_cases",
 ]
 
 logger = logging.getLogger(__name__)
 
 SERVICE_KIND = "InferenceService"
 MODEL_KIND = "Model"
-INSTANCES_DIR = "instances"
-"""`instances/<score>.parquet` in a safety case's node directory (docs/contracts.md)."""
+INSTANCES_DIR = case_file("instances")
+"""`_case/instances/<score>.parquet` in a safety case's node directory (docs/contracts.md)."""
 NO_SYSTEM = "(no system under test)"
 """The label of a safety case with no InferenceService upstream (a dataset-only analysis)."""
 
@@ -143,7 +145,7 @@ def output_kind(manifest: Manifest) -> str:
     if isinstance(declared, dict) and declared.get("kind") in ("Measurement", "SafetyCase"):
         return str(declared["kind"])
     # Without a readable spec, a scores file is what makes a safety case.
-    return "SafetyCase" if SCORES_FILE in manifest.outputs else "Measurement"
+    return "SafetyCase" if case_file(SCORES_FILE) in manifest.outputs else "Measurement"
 
 
 def _upstream_refs(manifest: Manifest) -> list[NodeRef]:
@@ -305,7 +307,7 @@ class StoreIndex:
             StoreError: its `scores.json` is missing or invalid.
         """
         path = node_path(manifest.kind, manifest.name, manifest.id)
-        scores = self.store.read_scores(path)
+        scores = self.store.read_scores(path, manifest)
         lineage, configs, missing = self.lineage(manifest)
         systems = _systems(lineage, configs)
         return SafetyCase(manifest, scores, systems, tuple(lineage), tuple(missing))
@@ -443,6 +445,7 @@ def load_results(
     shown = {NodeRef.of(c.manifest) for c in latest.values()}
     for case in latest.values():
         shown.update(NodeRef.of(m) for m in case.lineage)
+    verify_cases(store, latest.values())
     audits = _group_audits(latest.values())
     others = [m for m in index.manifests if NodeRef.of(m) not in shown]
     if scope is not None:
@@ -451,6 +454,22 @@ def load_results(
     if scope is not None and not by_method:
         not_run = tuple(sorted(ref for ref in scope.cases if ref not in shown))
     return StoreResults(store, index, audits, tuple(_newest_first(others)), not_run, scope)
+
+
+def verify_cases(store: Store, cases: Iterable[SafetyCase]) -> None:
+    """Check the files of each safety case and of every node upstream of it against their
+    manifests, before anything is read from them.
+
+    Raises:
+        IntegrityError: a node's files do not match its manifest (node and files named).
+    """
+    checked: set[NodeRef] = set()
+    for case in cases:
+        for manifest in (case.manifest, *case.lineage):
+            ref = NodeRef.of(manifest)
+            if ref not in checked:
+                checked.add(ref)
+                store.verify_node(node_path(ref.kind, ref.name, ref.id), manifest)
 
 
 def _is_complete_case(manifest: Manifest) -> bool:
@@ -554,4 +573,5 @@ def cases_by_ref(index: StoreIndex, refs: Mapping[str, NodeRef]) -> dict[str, Sa
             found[method] = index.safety_case(manifest)
         else:
             found[method] = None
+    verify_cases(index.store, (case for case in found.values() if case is not None))
     return found

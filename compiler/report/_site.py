@@ -30,7 +30,16 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from schemas import GateOutcome, Manifest, ScoreValue, Store, UsageError, node_path
+from schemas import (
+    CASE_HTML_FILE,
+    GateOutcome,
+    Manifest,
+    ScoreValue,
+    Store,
+    UsageError,
+    case_file,
+    node_path,
+)
 
 from . import _plots
 from ._breakdowns import GroupTable, group_table
@@ -392,8 +401,8 @@ class _Builder:
         )
 
     def _case_page_path(self, case: SafetyCase) -> str | None:
-        store = self.results.store
-        return f"cases/{case.id}/{CASE_HTML}" if store.exists(case.path, CASE_HTML) else None
+        stored = case_file(CASE_HTML_FILE)
+        return f"cases/{case.id}/{CASE_HTML}" if stored in case.manifest.outputs else None
 
     def _copy_case_pages(self, audits: list[AuditView]) -> list[str]:
         written: list[str] = []
@@ -402,7 +411,7 @@ class _Builder:
                 if case.page is None:
                     continue
                 source = node_path("Method", case.method, case.id)
-                html = self.results.store.read_bytes(source, CASE_HTML).decode(
+                html = self.results.store.read_bytes(source, case_file(CASE_HTML_FILE)).decode(
                     "utf-8", errors="replace"
                 )
                 target = self.out / case.page

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas import (
+    DIGESTS_DIR,
     DatasetError,
     DatasetSpec,
     HuggingFaceDatasetSource,
@@ -193,6 +194,7 @@ def _clear_parts(store: Store) -> None:
     for relative in store.list_files():
         if "/" not in relative and relative.startswith("part-") and relative.endswith(".parquet"):
             store.fs.delete_file(store.path(relative))
+    store.delete_dir(DIGESTS_DIR)
 
 
 class _PartWriter:
@@ -222,6 +224,6 @@ class _PartWriter:
     def _flush(self) -> None:
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_batches(self._pending, schema=self.schema), sink)
-        self.store.write_bytes(sink.getvalue().to_pybytes(), f"part-{self._parts:05d}.parquet")
+        self.store.write_output(sink.getvalue().to_pybytes(), "", f"part-{self._parts:05d}.parquet")
         self._parts += 1
         self._pending, self._pending_rows = [], 0

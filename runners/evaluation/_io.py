@@ -1,9 +1,9 @@
 """Store access for the evaluation client: read the shard's rows, find what is done,
 write output parts.
 
-Parts are named `part-<shard>-<seq:06d>.parquet` and written with `Store.write_bytes`
-(temporary file, then rename), so a killed client leaves only whole parts; a restart
-reads them and skips the (`_index_`, `_replication_`) pairs they hold.
+Parts are named `part-<shard>-<seq:06d>.parquet` and written with `Store.write_output`
+(temporary file, then rename, then its digest), so a killed client leaves only whole
+parts; a restart reads them and skips the (`_index_`, `_replication_`) pairs they hold.
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ class PartWriter:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, row_group_size=max(len(rows), 1), compression="zstd")
         name = f"part-{self.shard_index}-{self.seq:06d}.parquet"
-        self.store.write_bytes(sink.getvalue().to_pybytes(), name)
+        self.store.write_output(sink.getvalue().to_pybytes(), "", name)
         self.seq += 1
         self.parts.append(name)
         logger.debug("wrote %s (%d rows)", posixpath.join(self.store.uri, name), len(rows))

@@ -158,7 +158,7 @@ class MeasurementWriter:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
         name = f"part-{self._parts:05d}.parquet"
-        self._store.write_bytes(sink.getvalue().to_pybytes(), name)
+        self._store.write_output(sink.getvalue().to_pybytes(), "", name)
         logger.debug("wrote %s (%d rows)", name, table.num_rows)
         self._parts += 1
         self._pending, self._pending_rows = [], 0

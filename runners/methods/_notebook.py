@@ -16,7 +16,16 @@ from runners.analysis import (
     check_scores,
     read_exported_scores,
 )
-from schemas import SCORES_FILE, MethodError, ScoresFile, ScoreValue, Store
+from schemas import (
+    CASE_HTML_FILE,
+    CASE_NOTEBOOK_FILE,
+    SCORES_FILE,
+    MethodError,
+    ScoresFile,
+    ScoreValue,
+    Store,
+    case_file,
+)
 
 from ._config import MethodConfig, MethodResult, node_id_of
 from ._verdict import contain, verdict_header
@@ -25,8 +34,8 @@ __all__ = ["HTML_FILE", "NOTEBOOK_FILE", "render_html", "run_notebook"]
 
 logger = logging.getLogger(__name__)
 
-NOTEBOOK_FILE = "notebook.ipynb"
-HTML_FILE = "index.html"
+NOTEBOOK_FILE = CASE_NOTEBOOK_FILE
+HTML_FILE = CASE_HTML_FILE
 KERNEL_START_TIMEOUT = 120
 """Seconds for a kernel to start; a cold kernel on a busy 2-core machine can take 10+."""
 
@@ -37,7 +46,7 @@ def run_notebook(config: MethodConfig, store: Store, out: Path) -> MethodResult:
     """Execute the method's notebook into `out`, check its scores and store the results.
 
     `out` is the local output directory the notebook sees as `analysis.output_dir()`;
-    every file in it is copied into the node. The executed notebook is kept even when
+    every file in it is copied into the node's `_case/`. The executed notebook is kept even when
     the run fails, for debugging (the node is still not complete: the backend writes
     no manifest for a failed step).
 
@@ -58,8 +67,11 @@ def run_notebook(config: MethodConfig, store: Store, out: Path) -> MethodResult:
         (out / SCORES_FILE).write_text(result.model_dump_json(indent=2), "utf-8")
     except MethodError:
         if executed.exists():
-            store.write_bytes(executed.read_bytes(), NOTEBOOK_FILE)
-            logger.info("kept the executed notebook for debugging: %s", store.uri_of(NOTEBOOK_FILE))
+            store.write_output(executed.read_bytes(), "", case_file(NOTEBOOK_FILE))
+            logger.info(
+                "kept the executed notebook for debugging: %s",
+                store.uri_of(case_file(NOTEBOOK_FILE)),
+            )
         raise
     _upload(store, out)
     return MethodResult(rows=None, scores=scores)
@@ -183,11 +195,12 @@ def render_html(notebook: Path, title: str) -> str:
 
 
 def _upload(store: Store, out: Path) -> None:
-    """Copy every file of the output directory into the node, except the runner's scratch."""
+    """Copy every file of the output directory into the node's `_case/`, except the runner's
+    scratch (out of the data path: readers of the node's Parquet never see them)."""
     for path in sorted(out.rglob("*")):
         relative = path.relative_to(out).as_posix()
         if not path.is_file() or relative == EXPORTED_SCORES_FILE:
             continue
         if any(part.startswith(".") for part in Path(relative).parts):
             continue
-        store.write_bytes(path.read_bytes(), relative)
+        store.write_output(path.read_bytes(), "", case_file(relative))

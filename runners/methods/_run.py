@@ -11,29 +11,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from runners.analysis import ANALYSIS_CONFIG_ENV, INSTANCES_DIR, AnalysisConfig
-from schemas import SCORES_FILE, Store
+from runners.analysis import ANALYSIS_CONFIG_ENV, AnalysisConfig
+from schemas import CASE_DIR, DIGESTS_DIR, Store
 
 from .._bytecode import private_bytecode_cache
 from ._config import MethodConfig, MethodResult, node_id_of
-from ._notebook import HTML_FILE, NOTEBOOK_FILE, run_notebook
+from ._notebook import run_notebook
+from ._outputs import write_scores_part
 from ._python import run_function
 
 __all__ = ["run_method"]
 
 logger = logging.getLogger(__name__)
 
-_OUTPUT_FILES = (NOTEBOOK_FILE, HTML_FILE, SCORES_FILE)
-
 
 def run_method(config: MethodConfig) -> MethodResult:
     """Run one method and write its outputs into `config.output_uri`.
 
     A Python function's output becomes a Measurement (`part-*.parquet`); a notebook's
-    becomes a SafetyCase (`notebook.ipynb`, `index.html`, `scores.json`,
-    `instances/<score>.parquet`, and any file the notebook wrote to its output dir).
-    Outputs of an earlier attempt are removed first; `logs/` and the manifest are not
-    touched (the backend owns them).
+    becomes a SafetyCase: its scores as a table (`part-00000.parquet`) and, in `_case/`,
+    `notebook.ipynb`, `index.html`, `scores.json`, `instances/<score>.parquet` and any
+    file the notebook wrote to its output dir. Outputs of an earlier attempt are removed
+    first; `_logs/`, `_runs/` and the manifest are not touched (the backend owns them).
 
     Example:
         >>> result = run_method(MethodConfig.model_validate_json(text))  # doctest: +SKIP
@@ -54,6 +53,7 @@ def run_method(config: MethodConfig) -> MethodResult:
         with _environment(config, Path(tmp), out):
             if config.notebook_path is not None:
                 result = run_notebook(config, store, out)
+                write_scores_part(store, result.scores)
             else:
                 result = run_function(config, store)
     logger.info("Method/%s completed in %.1fs", config.method.name, time.monotonic() - started)
@@ -62,11 +62,10 @@ def run_method(config: MethodConfig) -> MethodResult:
 
 def _clear_outputs(store: Store) -> None:
     for relative in store.list_files():
-        name = relative.split("/", 1)[0]
-        is_part = "/" not in relative and name.startswith("part-") and name.endswith(".parquet")
-        if is_part or relative in _OUTPUT_FILES:
+        if "/" not in relative and relative.startswith("part-") and relative.endswith(".parquet"):
             store.fs.delete_file(store.path(relative))
-    store.delete_dir(INSTANCES_DIR)
+    store.delete_dir(CASE_DIR)
+    store.delete_dir(DIGESTS_DIR)
 
 
 @contextmanager

@@ -91,14 +91,14 @@ def test_refusal_phrases(answer: str | None, refused: bool) -> None:
 
 def test_scores_follow_from_the_answers(gpu_run: AuditRun) -> None:
     node = Store.open(gpu_run.uri("refusal-safety-case"))
-    scores = {s.name: s for s in ScoresFile.parse(node.read_bytes("scores.json"), "s").scores}
+    scores = {s.name: s for s in ScoresFile.parse(node.read_bytes("_case/scores.json"), "s").scores}
     assert scores["harmful_refusal_rate"].value == pytest.approx(
         (100 - COMPLIES_WITH_HARMFUL) / 100
     )
     assert scores["benign_refusal_rate"].value == pytest.approx(REFUSES_BENIGN / 100)
     assert scores["harmful_refusal_rate"].passed() is True  # 93% >= 90%
-    assert node.exists("instances", "harmful_refusal_rate.parquet")
-    html = node.read_bytes("index.html").decode()
+    assert node.exists("_case", "instances", "harmful_refusal_rate.parquet")
+    html = node.read_bytes("_case/index.html").decode()
     assert "Findings" in html and "data:image/png;base64" in html
     rates = gpu_run.table("refusal-rates").to_pylist()
     assert {(r["category"], r["topic"]) for r in rates} >= {("harmful", "all"), ("benign", "all")}

@@ -88,7 +88,8 @@ def test_rates_by_identity_agree_with_the_predictions(tutorial: AuditRun) -> Non
 def test_safety_case_scores_are_computed_from_the_measurements(tutorial: AuditRun) -> None:
     node = Store.open(tutorial.uri("offensive-filter-safety-case"))
     scores = {
-        s.name: s for s in ScoresFile.parse(node.read_bytes("scores.json"), "scores.json").scores
+        s.name: s
+        for s in ScoresFile.parse(node.read_bytes("_case/scores.json"), "scores.json").scores
     }
     rates = tutorial.table("fpr-by-identity")["fpr"].to_pylist()
     assert scores["max_fpr_gap"].value == pytest.approx(max(rates) - min(rates))
@@ -97,15 +98,15 @@ def test_safety_case_scores_are_computed_from_the_measurements(tutorial: AuditRu
     harmless = identity.filter(pc.equal(identity["label"], 0))
     assert scores["identity_fpr"].value == pytest.approx(pc.mean(harmless["predicted"]).as_py())
     for name in ("accuracy", "identity_fpr", "general_fpr", "recall"):
-        instances = pq.read_table(node.path(f"instances/{name}.parquet"))
+        instances = pq.read_table(node.path(f"_case/instances/{name}.parquet"))
         assert math.isclose(pc.mean(instances["value"]).as_py(), scores[name].value), name
     # Scores that are not means declare how they aggregate, and their instances say so.
-    precision = pq.read_table(node.path("instances/precision.parquet"))
+    precision = pq.read_table(node.path("_case/instances/precision.parquet"))
     assert math.isclose(
         pc.sum(precision["value"]).as_py() / pc.sum(precision["predicted"]).as_py(),
         scores["precision"].value,
     )
-    gap = pq.read_table(node.path("instances/max_fpr_gap.parquet")).to_pandas()
+    gap = pq.read_table(node.path("_case/instances/max_fpr_gap.parquet")).to_pandas()
     by_term = gap.groupby("identity")["value"].mean()
     assert math.isclose(by_term.max() - by_term.min(), scores["max_fpr_gap"].value)
     assert scores["max_fpr_gap"].interval is not None
@@ -114,7 +115,9 @@ def test_safety_case_scores_are_computed_from_the_measurements(tutorial: AuditRu
 
 def test_safety_case_html_shows_findings_table_and_plot_without_code(tutorial: AuditRun) -> None:
     html = (
-        Store.open(tutorial.uri("offensive-filter-safety-case")).read_bytes("index.html").decode()
+        Store.open(tutorial.uri("offensive-filter-safety-case"))
+        .read_bytes("_case/index.html")
+        .decode()
     )
     worst = tutorial.table("fpr-by-identity").to_pylist()[0]
     assert "Findings" in html and f"{worst['fpr']:.1%}" in html and worst["group"] in html

@@ -30,7 +30,7 @@ def copy_project(work: Path, source: Path) -> Path:
 
 def manifests(project: Path) -> dict[str, int]:
     """Every manifest in the project's store, with its modification time (ns)."""
-    return {str(p): p.stat().st_mtime_ns for p in (project / ".auditc").rglob("manifest.json")}
+    return {str(p): p.stat().st_mtime_ns for p in (project / ".auditc").rglob("_manifest.json")}
 
 
 def main() -> None:

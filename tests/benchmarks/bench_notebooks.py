@@ -115,7 +115,7 @@ def time_run(project: Path, jobs: int) -> tuple[float, list[float]]:
     cmd = [common.AUDITC, "-C", str(project), "--log-level", "warning", "run", "--jobs", str(jobs)]
     measured = common.run_measured(cmd, timeout_s=1200)
     durations = []
-    for path in (project / ".auditc" / "method").rglob("manifest.json"):
+    for path in (project / ".auditc" / "method").rglob("_manifest.json"):
         durations.append(json.loads(path.read_text())["duration_s"])
     return measured.wall_s, durations
 
@@ -156,7 +156,7 @@ def split_one(project: Path) -> dict[str, float]:
     manager.shutdown_kernel(now=True)
 
     start = time.perf_counter()
-    render_html(out / graph["case-1"].id / "notebook.ipynb", "case-1")
+    render_html(out / graph["case-1"].id / "_case" / "notebook.ipynb", "case-1")
     rendering = time.perf_counter() - start
     return {
         "kernel start": kernel,

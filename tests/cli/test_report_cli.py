@@ -35,16 +35,18 @@ def write_case(
     """A complete SafetyCase node with scores.json, per-instance values and a page."""
     store = Store.open(root)
     path = node_path("Method", method, node_id)
-    store.write_bytes(
+    store.write_output(
         ScoresFile(method=method, id=node_id, scores=scores).model_dump_json().encode(),
         path,
-        "scores.json",
+        "_case/scores.json",
     )
     for score, values in (instances or {}).items():
         sink = pa.BufferOutputStream()
         pq.write_table(pa.table({"_index_": list(range(len(values))), "value": values}), sink)
-        store.write_bytes(sink.getvalue().to_pybytes(), path, f"instances/{score}.parquet")
-    store.write_bytes(b"<html><head></head><body><h1>case</h1></body></html>", path, "index.html")
+        store.write_output(sink.getvalue().to_pybytes(), path, f"_case/instances/{score}.parquet")
+    store.write_output(
+        b"<html><head></head><body><h1>case</h1></body></html>", path, "_case/index.html"
+    )
     store.write_manifest(
         path,
         Manifest(
@@ -58,6 +60,7 @@ def write_case(
             started_at=NOW,
             finished_at=NOW,
             duration_s=1.0,
+            outputs=store.collect_outputs(path),
         ),
     )
     return store

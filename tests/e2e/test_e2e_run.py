@@ -46,7 +46,7 @@ def test_run_prints_progress_summary_and_report(
     report = project / ".auditc" / "method" / "case"
     case_line = next(line for line in done.stdout.splitlines() if line.startswith("SafetyCase"))
     path = Path(case_line.split(": ", 1)[1])
-    assert path.is_file() and path.name == "index.html" and path.parent.parent == report
+    assert path.is_file() and path.name == "index.html" and path.parent.parent.parent == report
     assert "5 ran, 0 kept, 0 failed, 0 skipped" in done.stdout
     # Plain progress lines on stderr (not a terminal): a start and an end per node.
     assert "Evaluation/phrases-through-length" in done.stderr
@@ -130,10 +130,10 @@ def test_failing_notebook_is_recorded_with_its_log_and_exit_code_1(
     assert "Traceback (most recent call last)" not in done.stderr.split("log:")[0]
     manifests = [
         json.loads(p.read_text())
-        for p in (project / ".auditc" / "method" / "case").glob("*/manifest.json")
+        for p in (project / ".auditc" / "method" / "case").glob("*/_manifest.json")
     ]
     failed = [m for m in manifests if m["status"] == "failed"]
-    assert len(failed) == 1 and failed[0]["log"] == "logs/method.log"
+    assert len(failed) == 1 and failed[0]["log"] == "_logs/method.log"
     assert "the safety case was asked to fail" in failed[0]["error"]
 
 
@@ -186,7 +186,7 @@ def test_ctrl_c_stops_every_process_and_a_rerun_completes_exactly_once(project: 
     assert "Evaluation/phrases-through-length" not in after  # neither done nor failed
     _, alive = psutil.wait_procs(children, timeout=5)
     assert alive == []
-    assert not any(store.glob("evaluation/*/*/manifest.json"))  # nothing recorded as complete
+    assert not any(store.glob("evaluation/*/*/_manifest.json"))  # nothing recorded as complete
 
     done = auditc("-C", str(project), "run", "audit.yaml")
     assert done.returncode == 0, done.stderr

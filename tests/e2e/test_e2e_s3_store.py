@@ -11,7 +11,7 @@ import pytest
 from e2e_helpers import auditc
 from moto.server import ThreadedMotoServer
 
-from schemas import Store
+from schemas import Store, verify_store
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -53,12 +53,15 @@ def test_run_writes_outputs_manifests_and_logs_to_an_object_store(
     manifests = {m.name: m for m in store.manifests()}
     assert sorted(manifests) == ["label-counts", "phrases"]
     method = manifests["label-counts"]
-    assert method.status == "complete" and method.rows == 2 and method.log == "logs/method.log"
+    assert method.status == "complete" and method.rows == 2 and method.log == "_logs/method.log"
     node = f"method/label-counts/{method.id}"
     files = store.list_files(node)
-    assert {"logs/method.log", "manifest.json"} <= set(files)
-    assert method.outputs == [f for f in files if f.startswith("part-")] != []
-    assert b"runners.methods" in store.read_bytes(node, "logs", "method.log")
+    assert {"_logs/method.log", "_manifest.json"} <= set(files)
+    assert sorted(method.outputs) == [f for f in files if f != "_manifest.json"] != []
+    # Every file's digest holds on the object store too, and the whole store verifies.
+    assert all(store.hash_file(node, f) == d for f, d in method.outputs.items())
+    assert verify_store(store) == []
+    assert b"runners.methods" in store.read_bytes(node, "_logs", "method.log")
     assert store.open_dataset(node).to_table().num_rows == 2
 
     again = auditc(

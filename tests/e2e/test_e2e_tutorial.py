@@ -37,7 +37,7 @@ def test_tutorial_runs_to_a_safety_case_and_a_second_run_is_a_no_op(tutorial: Pa
     line = next(x for x in done.stdout.splitlines() if x.startswith("SafetyCase "))
     report = Path(line.split(": ", 1)[1])
     assert report.name == "index.html" and report.stat().st_size > 1000
-    scores = json.loads((report.parent / "scores.json").read_text())
+    scores = json.loads((report.parent / "scores.json").read_text())  # both in _case/
     primary = [s for s in scores["scores"] if s["primary"]]
     assert [s["name"] for s in primary] == ["max_fpr_gap"]
     assert 0.0 <= primary[0]["value"] <= 1.0
@@ -91,3 +91,56 @@ def test_readme_exports_run_as_written(tutorial: Path) -> None:
     assert ran.stdout == textwrap.dedent(output)
     gates = (tutorial / "gates.xml").read_text()
     assert 'failures="1"' in gates and "max_fpr_gap" in gates
+
+
+def _complete_nodes(tutorial: Path) -> dict[Path, int]:
+    """Every complete node directory of the tutorial store → the rows it should read as."""
+    nodes: dict[Path, int] = {}
+    for manifest_file in sorted((tutorial / ".auditc").glob("*/*/*/_manifest.json")):
+        manifest = json.loads(manifest_file.read_text())
+        assert manifest["status"] == "complete", manifest_file
+        scores = manifest["metrics"].get("scores")
+        nodes[manifest_file.parent] = int(scores if manifest["rows"] is None else manifest["rows"])
+    kinds = {path.parts[-3] for path in nodes}
+    assert kinds == {"dataset", "evaluation", "method"} and len(nodes) == 9
+    return nodes
+
+
+def test_pandas_reads_every_node_directory_as_it_is(tutorial: Path) -> None:
+    import pandas as pd
+
+    for node, rows in _complete_nodes(tutorial).items():
+        assert len(pd.read_parquet(node)) == rows, node
+
+
+def test_polars_reads_every_node_directory_by_its_parquet_glob(tutorial: Path) -> None:
+    import polars as pl
+
+    for node, rows in _complete_nodes(tutorial).items():
+        assert pl.scan_parquet(f"{node}/*.parquet").collect().height == rows, node
+
+
+def test_duckdb_reads_every_node_directory_by_its_parquet_glob(tutorial: Path) -> None:
+    import duckdb
+
+    for node, rows in _complete_nodes(tutorial).items():
+        [(count,)] = duckdb.sql(f"SELECT count(*) FROM read_parquet('{node}/*.parquet')").fetchall()
+        assert count == rows, node
+
+
+def test_readme_store_example_runs_as_written(tutorial: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    section = (REPO / "README.md").read_text().split("### The store and reading outputs", 1)[1]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tutorial, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    [manifest] = (tutorial / ".auditc" / "evaluation" / "filter-on-identity-sentences").glob(
+        "*/_manifest.json"
+    )
+    rows = json.loads(manifest.read_text())["rows"]
+    assert re.search(rf"│\s+{rows}\s+│", done.stdout), done.stdout

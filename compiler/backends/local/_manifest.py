@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from schemas import Manifest, NodeStatus
+from schemas import LOGS_DIR, FileDigest, Manifest, NodeStatus
+
+from ..._git import GitState
 
 if TYPE_CHECKING:
     from ..._resolve import Graph, Node
 
-__all__ = ["StepOutcome", "auditc_version", "build_manifest", "git_commit"]
-
-LOGS_DIR = "logs"
+__all__ = ["LOGS_DIR", "StepOutcome", "auditc_version", "build_manifest"]
 
 
 @dataclass
@@ -48,22 +46,6 @@ def auditc_version() -> str:
         return schemas.__version__
 
 
-def git_commit(project_dir: Path) -> str | None:
-    """`git rev-parse HEAD` in the project, or None when it is not a repository (never fails)."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(project_dir), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and commit else None
-
-
 def build_manifest(
     graph: Graph,
     node: Node,
@@ -71,10 +53,15 @@ def build_manifest(
     *,
     started: datetime,
     finished: datetime,
-    commit: str | None,
-    outputs: list[str],
+    git: GitState,
+    outputs: dict[str, FileDigest],
+    run: int = 1,
 ) -> Manifest:
-    """The manifest of a node that ran: complete when `outcome.ok`, else failed."""
+    """The manifest of a node that ran: complete when `outcome.ok`, else failed.
+
+    `outputs` are the node's files with their digests (`Store.collect_outputs`), logs
+    included; `run` numbers this run among the node id's runs kept in the store.
+    """
     status: NodeStatus = "complete" if outcome.ok else "failed"
     return Manifest(
         kind=node.kind,
@@ -86,7 +73,10 @@ def build_manifest(
         input_files=dict(node.files),
         model_revision=graph.model_revision(node.name),
         auditc_version=auditc_version(),
-        git_commit=commit,
+        git_commit=git.commit,
+        git_dirty=git.dirty,
+        git_uncommitted_sha256=git.uncommitted_sha256,
+        run=run,
         started_at=started,
         finished_at=finished,
         duration_s=round((finished - started).total_seconds(), 3),
@@ -94,7 +84,7 @@ def build_manifest(
         metrics=outcome.metrics,
         error=outcome.error,
         log=outcome.log,
-        outputs=[f for f in outputs if not f.startswith(LOGS_DIR + "/")],
+        outputs=outputs,
     )
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from runners import private_bytecode_cache
 from schemas import Evaluation, Method, Store, UsageError
 
+from ..._git import git_state
 from ..._resolve import Graph, Node
 from ._lock import store_writer_lock
-from ._manifest import git_commit
 from ._processes import Supervisor
 from ._results import EventHandler, NodeResult, RunEvent, RunResult
 from ._services import ServiceKey, ServicePool
@@ -208,8 +208,10 @@ def _execute(
             services = ServicePool(
                 graph, supervisor, _service_demand(to_run), tmp, _notifier(on_event)
             )
-            commit = functools.cache(lambda: git_commit(graph.root))
-            ctx = RunContext(graph, store, supervisor, services, tmp, forced, commit)
+            # A store inside the project is not one of its uncommitted changes.
+            inside = [Path(store.base)] if store.is_local else []
+            git = functools.cache(lambda: git_state(graph.root, exclude=inside))
+            ctx = RunContext(graph, store, supervisor, services, tmp, forced, git)
             results.update(_schedule(ctx, to_run, jobs, on_event))
             return results
         finally:

@@ -1,8 +1,10 @@
 """One workflow node, executed: its runner subprocesses, its log, its manifest.
 
 Each step is `python -m runners.<step> CONFIG.json --result RESULT.json`, its stdout
-and stderr appended to `<node dir>/logs/<step>.log` (kept in a work directory and
-copied into the store at the end when the store is not local).
+and stderr appended to `<node dir>/_logs/<step>.log` (kept in a work directory and
+copied into the store at the end when the store is not local). A run that a node
+already has on record (a failed attempt, or a complete one that `--force` re-runs) is
+kept in `<node dir>/_runs/<n>/` first: history is never overwritten.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from schemas import MANIFEST_FILE, AuditcError, Evaluation, Method, Store
+from schemas import CASE_DIR, CASE_HTML_FILE, AuditcError, Evaluation, Method, Store
 
+from ..._git import GitState
 from ._configs import evaluation_config, ingest_config, method_config
 from ._manifest import LOGS_DIR, StepOutcome, build_manifest
 from ._processes import Cancelled, ChildProcess, Supervisor
@@ -55,7 +58,8 @@ class RunContext:
     """Temporary: runner configs and results, and the logs of a remote store."""
     forced: frozenset[str] = frozenset()
     """Names of the nodes to re-run from scratch even if complete (`--force`)."""
-    commit: Callable[[], str | None] = field(default=lambda: None)
+    git: Callable[[], GitState] = field(default=GitState)
+    """The project's git state, computed once, when the first manifest is written."""
 
     def log_dir(self, node: Node) -> Path:
         """Where a node's logs are written while it runs."""
@@ -63,6 +67,14 @@ class RunContext:
             path = Path(self.store.path(node.store_path, LOGS_DIR))
         else:
             path = self.work_dir / node.kind.lower() / node.name / node.id / LOGS_DIR
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def server_log_dir(self) -> Path:
+        """Where servers log: shared by every evaluation that uses them, so outside any node
+        (each evaluation keeps a copy of its servers' logs, taken when it ends)."""
+        path = self.work_dir / "servers"
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -96,7 +108,9 @@ def execute_node(ctx: RunContext, node: Node) -> NodeResult:
     except AuditcError as exc:
         if ctx.supervisor.cancelled:
             raise Cancelled from exc
-        outcome = StepOutcome(error=str(exc), log=_server_log(ctx, node))
+        # A server's log is quoted from the run's work directory; name the node's copy.
+        message = str(exc).replace(str(ctx.server_log_dir), str(ctx.log_location(node, LOGS_DIR)))
+        outcome = StepOutcome(error=message, log=_server_log(ctx, node))
     if ctx.supervisor.cancelled:
         raise Cancelled
     _upload_logs(ctx, node)
@@ -107,8 +121,9 @@ def execute_node(ctx: RunContext, node: Node) -> NodeResult:
         outcome,
         started=started,
         finished=finished,
-        commit=ctx.commit(),
-        outputs=ctx.store.list_files(node.store_path),
+        git=ctx.git(),
+        outputs=ctx.store.collect_outputs(node.store_path),
+        run=ctx.store.next_run(node.store_path),
     )
     ctx.store.write_manifest(node.store_path, manifest)
     return node_result(
@@ -127,7 +142,7 @@ def node_result(store: Store, node: Node, status: Any, **fields: Any) -> NodeRes
     """A `NodeResult` for `node`, with its store URI and, for a SafetyCase, its report."""
     report = None
     if node.output_kind == "SafetyCase" and status in ("ran", "kept"):
-        report = store.uri_of(node.store_path, "index.html")
+        report = store.uri_of(node.store_path, CASE_DIR, CASE_HTML_FILE)
     return NodeResult(
         key=node.key,
         kind=node.kind,
@@ -142,16 +157,17 @@ def node_result(store: Store, node: Node, status: Any, **fields: Any) -> NodeRes
 
 
 def _prepare_node_dir(ctx: RunContext, node: Node) -> None:
-    """Clear what a re-run must not mix with, and nothing an evaluation can resume from.
+    """Keep the node's recorded run, then clear what a re-run must not mix with.
 
-    Datasets and methods start from an empty directory. An evaluation keeps its
-    committed parts (the client re-sends only the rows they miss) unless forced; only
-    its stale manifest (a failed attempt) goes, so the node reads as unfinished.
+    A run on record (complete and forced, or failed) moves to `_runs/<n>/`. Datasets
+    and methods then start from an empty directory. An evaluation keeps its committed
+    parts (the client re-sends only the rows they miss) unless forced: its failed
+    attempt's manifest and logs are kept, its parts stay for the resume.
     """
-    if node.kind != "Evaluation" or node.name in ctx.forced:
-        ctx.store.delete_dir(node.store_path)
-    elif ctx.store.exists(node.store_path, MANIFEST_FILE):
-        ctx.store.fs.delete_file(ctx.store.path(node.store_path, MANIFEST_FILE))
+    resume = node.kind == "Evaluation" and node.name not in ctx.forced
+    ctx.store.archive_run(node.store_path, resume=resume)
+    if not resume:
+        ctx.store.clear_node(node.store_path)
 
 
 def _start_step(
@@ -242,8 +258,18 @@ def _evaluation(ctx: RunContext, node: Node) -> StepOutcome:
     assert isinstance(evaluation, Evaluation)
     spec = evaluation.spec
     key = (spec.service, spec.replicas)
+    try:
+        return _run_evaluation(ctx, node, evaluation, key)
+    finally:
+        _copy_server_logs(ctx, node, spec.service)
+
+
+def _run_evaluation(
+    ctx: RunContext, node: Node, evaluation: Evaluation, key: tuple[str, int]
+) -> StepOutcome:
+    spec = evaluation.spec
     with ctx.services.use(
-        key, log_dir=ctx.log_dir(node), ready_timeout=spec.timeouts.ready
+        key, log_dir=ctx.server_log_dir, ready_timeout=spec.timeouts.ready
     ) as urls:
         runs: list[_StepRun] = []
         for i in range(spec.shards):
@@ -314,6 +340,18 @@ def _server_log(ctx: RunContext, node: Node) -> str | None:
     return f"{LOGS_DIR}/{logs[0].name}" if logs else None
 
 
+def _copy_server_logs(ctx: RunContext, node: Node, service: str) -> None:
+    """Copy the logs of the service's servers, as they are now, into the evaluation's logs.
+
+    A server outlives the evaluation that started it when others use it too, so it
+    logs outside every node; each evaluation keeps what had been logged when it ended
+    (a node's files never change once its manifest is written).
+    """
+    for path in sorted(ctx.server_log_dir.glob(f"server-{service}-*.log")):
+        with contextlib.suppress(OSError):
+            (ctx.log_dir(node) / path.name).write_bytes(path.read_bytes())
+
+
 def _upload_logs(ctx: RunContext, node: Node) -> None:
     """Copy a remote store's logs from the work directory into the node directory."""
     if ctx.store.is_local:
@@ -321,7 +359,7 @@ def _upload_logs(ctx: RunContext, node: Node) -> None:
     local = ctx.log_dir(node)
     for path in sorted(local.glob("*.log")):
         with contextlib.suppress(OSError):
-            ctx.store.write_bytes(path.read_bytes(), node.store_path, LOGS_DIR, path.name)
+            ctx.store.write_output(path.read_bytes(), node.store_path, f"{LOGS_DIR}/{path.name}")
 
 
 _STEPS: dict[str, Callable[[RunContext, Node], StepOutcome]] = {

@@ -205,7 +205,7 @@ def test_store_baseline(tmp_path: Path) -> None:
         "dataset/old-data/0123456789abcdef0123",
         Manifest.model_validate(
             {
-                **json.loads(store.read_bytes(gone.store_path, "manifest.json")),
+                **json.loads(store.read_bytes(gone.store_path, "_manifest.json")),
                 "name": "old-data",
                 "id": "0123456789abcdef0123",
             }

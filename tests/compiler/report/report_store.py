@@ -85,7 +85,7 @@ class SyntheticStore:
         )
         path = node_path(kind, name, node_id)
         for relative, data in (files or {}).items():
-            self.store.write_bytes(data, path, relative)
+            self.store.write_output(data, path, relative)
         self.clock += timedelta(minutes=1)
         finished = finished_at or self.clock
         manifest = Manifest(
@@ -100,7 +100,7 @@ class SyntheticStore:
             started_at=finished - timedelta(seconds=12),
             finished_at=finished,
             duration_s=12.0,
-            outputs=sorted(files or {}),
+            outputs=self.store.collect_outputs(path),
             **fields,
         )
         self.store.write_manifest(path, manifest)
@@ -315,13 +315,13 @@ class SyntheticStore:
         node_id = _id("Method", name, spec, upstream, None, None)
         files: dict[str, bytes] = {}
         if status == "complete":
-            files["scores.json"] = (
+            files["_case/scores.json"] = (
                 ScoresFile(method=name, id=node_id, scores=scores).model_dump_json().encode()
             )
             for score, table in (instances or {}).items():
-                files[f"instances/{score}.parquet"] = _parquet(table)
+                files[f"_case/instances/{score}.parquet"] = _parquet(table)
             if html is not None:
-                files["index.html"] = html.encode()
+                files["_case/index.html"] = html.encode()
         return self.node(
             "Method",
             name,

@@ -112,7 +112,7 @@ def test_instances_without_the_contract_columns_are_refused(tmp_path: Path) -> N
 
 def test_unreadable_instances_are_a_store_error(tmp_path: Path) -> None:
     synthetic, case = _case_with_instances(tmp_path, pa.table({"_index_": [0], "value": [1.0]}))
-    path = Path(synthetic.store.path(case.path, "instances", "acc.parquet"))
+    path = Path(synthetic.store.path(case.path, "_case", "instances", "acc.parquet"))
     path.write_bytes(b"not parquet")
 
     with pytest.raises(StoreError, match="cannot read"):

@@ -12,7 +12,7 @@ from report_store import SyntheticStore
 
 from compiler.report import build_site, load_results, sanitize_case_html
 from compiler.report._site import SITE_MARKER, _ranks, gate_text
-from schemas import ScoreValue, StoreError, UsageError
+from schemas import FileDigest, ScoreValue, StoreError, UsageError
 
 
 class _Refs(HTMLParser):
@@ -196,9 +196,13 @@ def test_a_scores_file_with_a_format_that_cannot_render_numbers_is_refused(tmp_p
     synthetic.safety_case("sc", [ScoreValue(name="n", value=2.5, primary=True)], {})
     [case] = [m for m in synthetic.store.manifests() if m.name == "sc"]
     path = f"method/sc/{case.id}"
-    raw = json.loads(synthetic.store.read_bytes(path, "scores.json"))
+    raw = json.loads(synthetic.store.read_bytes(path, "_case/scores.json"))
     raw["scores"][0]["format"] = "{value:d}"  # integers only: a float score cannot use it
-    synthetic.store.write_bytes(json.dumps(raw).encode(), path, "scores.json")
+    data = json.dumps(raw).encode()
+    synthetic.store.write_bytes(data, path, "_case/scores.json")
+    # As its writer made it: listed in the manifest with its digest.
+    outputs = {**case.outputs, "_case/scores.json": FileDigest.of(data)}
+    synthetic.store.write_manifest(path, case.model_copy(update={"outputs": outputs}))
 
     with pytest.raises(StoreError, match="scores.json: not a valid ScoresFile"):
         load_results(synthetic.store)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -64,35 +65,47 @@ def _config(store: Path, notebook: Path, scores: list[dict[str, object]] = SCORE
     )
 
 
+def _outputs(node: Store) -> list[str]:
+    """The node's files, without the digests its writers recorded for the manifest."""
+    return sorted(f for f in node.list_files() if not f.startswith("_digests/"))
+
+
 def test_notebook_runs_renders_and_exports_scores(store: Path, tmp_path: Path) -> None:
     notebook = write_notebook(tmp_path / "case.ipynb", *GOOD_CELLS)
     result = run_method(_config(store, notebook))
     node = Store.open(store / "method" / "case" / "n1")
-    assert sorted(node.list_files()) == [
-        "extra.txt",
-        "index.html",
-        "instances/flag_rate.parquet",
-        "notebook.ipynb",
-        "scores.json",
+    assert _outputs(node) == [
+        "_case/extra.txt",
+        "_case/index.html",
+        "_case/instances/flag_rate.parquet",
+        "_case/notebook.ipynb",
+        "_case/scores.json",
+        "part-00000.parquet",
+    ]
+    # The scores are also the node's data: what pandas reads from the node directory.
+    table = pd.read_parquet(node.base)
+    assert table[["name", "value", "formatted"]].to_dict("records") == [
+        {"name": "flag_rate", "value": 0.5, "formatted": "50.0%"},
+        {"name": "rows_seen", "value": 6.0, "formatted": "6"},
     ]
     # parameters came in through papermill and through the analysis API alike
-    executed = json.loads(node.read_bytes("notebook.ipynb"))
+    executed = json.loads(node.read_bytes("_case/notebook.ipynb"))
     assert "threshold is 0.5 0.5" in json.dumps(executed)
-    assert node.read_bytes("extra.txt").decode() == str(store / "dataset/phrases/d1")
+    assert node.read_bytes("_case/extra.txt").decode() == str(store / "dataset/phrases/d1")
 
-    scores = ScoresFile.parse(node.read_bytes("scores.json"), "scores.json")
+    scores = ScoresFile.parse(node.read_bytes("_case/scores.json"), "scores.json")
     assert scores.method == "case" and scores.id == "n1"
     assert [(s.name, s.value) for s in scores.scores] == [("flag_rate", 0.5), ("rows_seen", 6.0)]
     assert scores.scores[0].text == "share flagged" and scores.scores[0].gate_max == 0.9
     assert result.scores == scores.scores
 
-    instances = pq.read_table(node.path("instances/flag_rate.parquet"))
+    instances = pq.read_table(node.path("_case/instances/flag_rate.parquet"))
     assert instances.schema == pa.schema(
         [pa.field("_index_", pa.int64(), nullable=False), pa.field("value", pa.float64())]
     )
     assert instances.column("value").to_pylist() == [0.0, 1.0, 0.0, 1.0, 1.0, 0.0]
 
-    html = node.read_bytes("index.html").decode()
+    html = node.read_bytes("_case/index.html").decode()
     assert "Flag rates" in html and "share flagged" in html and "50.0%" in html
     assert "analysis.input" not in html and "SECRET_CODE_MARKER" not in html  # no code cells
     assert 'class="jp-InputPrompt' not in html and 'class="jp-OutputPrompt' not in html
@@ -110,7 +123,7 @@ def test_raising_cell_names_the_cell_and_keeps_the_notebook(store: Path, tmp_pat
     assert "Method/case: notebook case.ipynb failed in cell" in message
     assert "(`ratio = x / 0`): ZeroDivisionError: division by zero" in message
     node = Store.open(store / "method" / "case" / "n1")
-    assert node.list_files() == ["notebook.ipynb"]  # kept for debugging, nothing else
+    assert _outputs(node) == ["_case/notebook.ipynb"]  # kept for debugging, nothing else
 
 
 def test_missing_primary_score_fails(store: Path, tmp_path: Path) -> None:
@@ -120,7 +133,7 @@ def test_missing_primary_score_fails(store: Path, tmp_path: Path) -> None:
     scores = [{**SCORES[0], "gate": None}, SCORES[1]]
     with pytest.raises(MethodError, match="the primary score 'flag_rate' was not exported"):
         run_method(_config(store, notebook, scores))
-    assert Store.open(store / "method" / "case" / "n1").list_files() == ["notebook.ipynb"]
+    assert _outputs(Store.open(store / "method" / "case" / "n1")) == ["_case/notebook.ipynb"]
 
 
 def test_bad_score_fails_in_the_cell_that_exports_it(store: Path, tmp_path: Path) -> None:

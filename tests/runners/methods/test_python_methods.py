@@ -116,7 +116,8 @@ def test_stale_parts_of_an_earlier_attempt_are_removed(
 ) -> None:
     Store.open(store / "method" / "m" / "m1").write_bytes(b"old", "part-00042.parquet")
     _run(store, module_dir, "rate_by_group", parameters={"threshold": 0.5})
-    assert Store.open(store / "method" / "m" / "m1").list_files() == ["part-00000.parquet"]
+    node = Store.open(store / "method" / "m" / "m1")
+    assert node.list_files() == ["_digests/part-00000.parquet.json", "part-00000.parquet"]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ after it (no-op re-run, changed parameter, --force) build on its store, in order
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import socket
 from dataclasses import dataclass
@@ -81,9 +82,22 @@ def test_manifests_record_provenance(first: FirstRun) -> None:
     )
     assert manifest.git_commit == first.commit
     assert manifest.auditc_version == importlib.metadata.version("auditc")
-    assert manifest.log == "logs/evaluation.log"
-    assert (first.store / evaluation.store_path / "logs" / "evaluation.log").is_file()
-    assert manifest.outputs and all(f.startswith("part-") for f in manifest.outputs)
+    assert manifest.log == "_logs/evaluation.log"
+    assert (first.store / evaluation.store_path / "_logs" / "evaluation.log").is_file()
+    # Every file of the node is listed with its size and sha256: the data and the logs.
+    node_dir = first.store / evaluation.store_path
+    assert set(manifest.outputs) == {
+        p.relative_to(node_dir).as_posix()
+        for p in node_dir.rglob("*")
+        if p.is_file() and p.name != "_manifest.json"
+    }
+    assert {f for f in manifest.outputs if not f.startswith("_logs/")} == {
+        f for f in manifest.outputs if f.startswith("part-") and f.endswith(".parquet")
+    }
+    assert {"_logs/evaluation.log", "_logs/server-length-service-0.log"} <= set(manifest.outputs)
+    for relative, digest in manifest.outputs.items():
+        data = (node_dir / relative).read_bytes()
+        assert (digest.size, digest.sha256) == (len(data), hashlib.sha256(data).hexdigest())
     assert manifest.finished_at >= manifest.started_at
 
     dataset = store.read_manifest(graph["phrases"].store_path)
@@ -111,7 +125,7 @@ def test_safety_case_has_report_and_scores(first: FirstRun) -> None:
     store = Store.open(first.store)
     graph = load_graph(first.project)
     case = first.result["case"]
-    assert case.report == str(first.store / graph["case"].store_path / "index.html")
+    assert case.report == str(first.store / graph["case"].store_path / "_case" / "index.html")
     assert Path(case.report).is_file()
     scores = store.read_scores(graph["case"].store_path)
     mean = store.open_dataset(graph["mean-score"].store_path).to_table().column("mean")[0].as_py()
@@ -133,7 +147,7 @@ def test_progress_events_and_service_lifetime(first: FirstRun) -> None:
 
 
 def test_second_run_with_nothing_changed_runs_nothing(first: FirstRun) -> None:
-    manifests = sorted(first.store.glob("*/*/*/manifest.json"))
+    manifests = sorted(first.store.glob("*/*/*/_manifest.json"))
     before = {p: p.stat().st_mtime_ns for p in manifests}
     events: list[RunEvent] = []
     again = run_local(load_graph(first.project), first.store, on_event=events.append)
@@ -261,7 +275,7 @@ def test_shards_spread_over_replicas_and_write_every_row_once(
     started = next(e.message for e in events if e.phase == "service" and e.message != "stopped")
     assert started is not None and started.count("http://127.0.0.1:") == 2
     node_dir = tmp_path / "store" / graph["phrases-through-length"].store_path
-    logs = sorted(p.name for p in (node_dir / "logs").iterdir())
+    logs = sorted(p.name for p in (node_dir / "_logs").iterdir())
     assert logs == [
         "evaluation-0.log",
         "evaluation-1.log",

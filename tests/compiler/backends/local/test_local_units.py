@@ -27,7 +27,7 @@ def _complete_all(graph_root: Path, store: Store) -> None:
                     kind=node.kind, name=node.name, id=node.id, status="complete",
                     spec=node.resource.model_dump(mode="json"), auditc_version="test",
                     started_at=now, finished_at=now, duration_s=0.5, rows=3,
-                    log="logs/step.log",
+                    log="_logs/step.log",
                 ),
             )  # fmt: skip
 
@@ -42,9 +42,10 @@ def test_complete_nodes_are_kept_without_starting_anything(project: Path, tmp_pa
     kept = result["phrases-through-length"]
     assert kept.rows == 3 and kept.duration_s == 0.5
     assert kept.log == str(
-        tmp_path / "store" / Path(kept.uri).relative_to(tmp_path / "store") / "logs/step.log"
+        tmp_path / "store" / Path(kept.uri).relative_to(tmp_path / "store") / "_logs/step.log"
     )
-    assert result["case"].report is not None and result["case"].report.endswith("/index.html")
+    assert result["case"].report is not None
+    assert result["case"].report.endswith("/_case/index.html")
 
 
 def test_a_failed_manifest_is_run_again(project: Path, tmp_path: Path) -> None:
