@@ -5,8 +5,9 @@ Example:
     >>> graph = resolve_graph(load_project(Path("."), [Path("audits/tutorial")]))
 """
 
+from ._attest import Attestation, PublicKey, SigningKey, attest_node, list_attestations
 from ._extras import graph_extras, require_graph_extras
-from ._git import GitError, load_baseline, load_project_at
+from ._git import GitError, GitState, git_state, load_baseline, load_project_at
 from ._graph_render import GRAPH_SCHEMA_VERSION, render_graph
 from ._plan import PLAN_SCHEMA_VERSION, Baseline, BaselineNode, Plan, PlanEntry, plan, render_plan
 from ._project import (
@@ -18,6 +19,7 @@ from ._project import (
     path_refs,
     references,
 )
+from ._rerun import RerunResult, rerun_node
 from ._resolve import ID_LENGTH, Graph, Node, NodeId, resolve_graph
 from ._schema_docs import (
     embed_reference,
@@ -34,6 +36,7 @@ from ._scope import (
     scope_project,
 )
 from ._validate import hash_path, load_project, tree_hashes
+from ._verify import VerifyResult, verify_audit
 
 __all__ = [
     "embed_reference",
@@ -46,9 +49,11 @@ __all__ = [
     "GRAPH_SCHEMA_VERSION",
     "ID_LENGTH",
     "PLAN_SCHEMA_VERSION",
+    "Attestation",
     "Baseline",
     "BaselineNode",
     "GitError",
+    "GitState",
     "Graph",
     "LoadedResource",
     "Node",
@@ -57,11 +62,18 @@ __all__ = [
     "Plan",
     "PlanEntry",
     "Project",
+    "PublicKey",
     "Reference",
+    "RerunResult",
+    "SigningKey",
     "SourceLocation",
     "graph_extras",
+    "VerifyResult",
+    "attest_node",
+    "git_state",
     "hash_path",
     "tree_hashes",
+    "list_attestations",
     "load_baseline",
     "load_project",
     "load_project_at",
@@ -72,7 +84,9 @@ __all__ = [
     "render_plan",
     "render_schema",
     "require_graph_extras",
+    "rerun_node",
     "resolve_graph",
     "spec_json_schema",
     "spec_reference_markdown",
+    "verify_audit",
 ]

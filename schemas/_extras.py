@@ -31,7 +31,7 @@ __all__ = [
 Extra = Literal["results", "run", "notebooks", "huggingface", "kubernetes", "s3"]
 
 EXTRA_MODULES: dict[Extra, tuple[str, ...]] = {
-    "results": ("pyarrow", "numpy", "scipy", "statsmodels", "jinja2", "matplotlib"),
+    "results": ("pyarrow", "numpy", "scipy", "statsmodels", "jinja2", "matplotlib", "cryptography"),
     "run": (
         "pyarrow",
         "numpy",

@@ -51,6 +51,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Export a node's results as an Inspect log, Every Eval Ever JSON or JUnit XML.",
     ),
     "gc": ("compiler.cli.gc", "Remove store nodes that no spec references."),
+    "verify": (
+        "compiler.cli.verify",
+        "Check a store's files against their manifests, upstream ids and signatures.",
+    ),
+    "attest": ("compiler.cli.attest", "Sign in-toto attestations of a store's nodes."),
 }
 
 
@@ -64,6 +69,8 @@ COMMAND_EXTRAS: dict[str, Extra] = {
     "check": "results",
     "export": "results",
     "gc": "results",
+    "verify": "results",
+    "attest": "results",
 }
 """The extra each command needs beyond the core install; the others need none.
 

@@ -1,0 +1,179 @@
+"""`auditc verify` on a real store, and `check`/`report`/`diff` refusing a tampered one.
+
+The store comes from running tests/fixtures/audits/local-basic once (a dataset, an
+evaluation through a served model, two measurements and a notebook safety case);
+each test tampers with a fresh copy of it the way an attacker or a failing disk would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compiler.cli.main import main
+
+FIXTURE = Path(__file__).parents[2] / "fixtures" / "audits" / "local-basic"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with a complete store of the local-basic audit."""
+    project = tmp_path_factory.mktemp("verify") / "project"
+    shutil.copytree(FIXTURE, project, ignore=shutil.ignore_patterns("__pycache__", ".auditc"))
+    auditc = Path(sys.executable).parent / "auditc"
+    done = subprocess.run(
+        [str(auditc), "-C", str(project), "run", "audit.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return project
+
+
+@pytest.fixture
+def project(pristine: Path, tmp_path: Path) -> Path:
+    """A copy of the project and its store, to tamper with."""
+    copy = tmp_path / "project"
+    shutil.copytree(pristine, copy)
+    return copy
+
+
+def node(project: Path, kind: str, name: str) -> Path:
+    [found] = (project / ".auditc" / kind / name).glob("*/_manifest.json")
+    return found.parent
+
+
+def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(args))
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return int(code or 0), captured.out, captured.err
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def corrupt(project: Path) -> tuple[Path, str]:
+    evaluation = node(project, "evaluation", "phrases-through-length")
+    [part] = evaluation.glob("part-*.parquet")
+    flip_a_byte(part)
+    return evaluation, f"{part.name}: changed"
+
+
+def truncate(project: Path) -> tuple[Path, str]:
+    dataset = node(project, "dataset", "phrases")
+    part = dataset / "part-00000.parquet"
+    part.write_bytes(part.read_bytes()[:-100])
+    return dataset, "part-00000.parquet: truncated"
+
+
+def delete(project: Path) -> tuple[Path, str]:
+    case = node(project, "method", "case")
+    (case / "_case" / "index.html").unlink()
+    return case, "_case/index.html: missing"
+
+
+def add(project: Path) -> tuple[Path, str]:
+    measurement = node(project, "method", "mean-score")
+    shutil.copy(measurement / "part-00000.parquet", measurement / "part-00001.parquet")
+    return measurement, "part-00001.parquet: unlisted"
+
+
+def edit_manifest(project: Path) -> tuple[Path, str]:
+    measurement = node(project, "method", "mean-score")
+    manifest = json.loads((measurement / "_manifest.json").read_text())
+    manifest["outputs"]["part-00000.parquet"]["sha256"] = "0" * 64
+    (measurement / "_manifest.json").write_text(json.dumps(manifest))
+    return measurement, "part-00000.parquet: changed"
+
+
+def manifest_is_a_directory(project: Path) -> tuple[Path, str]:
+    case = node(project, "method", "case")
+    (case / "_manifest.json").unlink()
+    (case / "_manifest.json").mkdir()
+    return case, "_manifest.json is a directory, not a manifest"
+
+
+def edit_scores(project: Path) -> tuple[Path, str]:
+    case = node(project, "method", "case")
+    scores_file = case / "_case" / "scores.json"
+    scores = json.loads(scores_file.read_text())
+    scores["scores"][0]["value"] = 0.05
+    scores_file.write_text(json.dumps(scores))
+    return case, "_case/scores.json"
+
+
+CASES: dict[str, Callable[[Path], tuple[Path, str]]] = {
+    "corrupt": corrupt,
+    "truncate": truncate,
+    "delete": delete,
+    "add": add,
+    "edit-manifest": edit_manifest,
+    "manifest-is-a-directory": manifest_is_a_directory,
+    "edit-scores": edit_scores,
+}
+
+
+def test_a_sound_store_verifies(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = invoke(capsys, "-C", str(project), "verify")
+    assert (code, out) == (0, "")
+    assert err == "5 nodes verified: every file matches its manifest\n"
+    code, out, _ = invoke(capsys, "-C", str(project), "verify", "audit.yaml", "--format", "json")
+    assert code == 0 and json.loads(out)["problems"] == [] and json.loads(out)["nodes"] == 5
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_verify_reports_the_node_and_the_file(
+    project: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tampered, what = CASES[case](project)
+    code, out, err = invoke(capsys, "-C", str(project), "verify")
+    assert code == 1
+    relative = tampered.relative_to(project / ".auditc").as_posix()
+    assert any(line.startswith(relative) and what in line for line in out.splitlines()), out
+    assert err.startswith("error: ") and " problem" in err
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("command", ["check", "report", "diff"])
+def test_check_report_and_diff_refuse_a_tampered_store(
+    pristine: Path, project: Path, case: str, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tampered, what = CASES[case](project)
+    store = str(project / ".auditc")
+    args = {
+        "check": ["check", "--store", store],
+        "report": ["report", "--store", store, "--out", str(project / "site")],
+        "diff": ["diff", str(pristine / ".auditc"), store],
+    }[command]
+    code, out, err = invoke(capsys, "-C", str(project), *args)
+    assert code == 1, (out, err)
+    assert tampered.name in err and what.split(":")[0] in err, err
+    assert "Traceback" not in err
+    assert not (project / "site" / "index.html").exists()
+
+
+def test_verify_of_spec_nodes_names_those_not_run(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (project / "audit.yaml").read_text().replace("threshold: 0.5", "threshold: 0.25")
+    (project / "audit.yaml").write_text(text)
+    code, out, _ = invoke(capsys, "-C", str(project), "verify", "audit.yaml")
+    assert code == 1
+    assert [line.split(": ")[1] for line in out.splitlines()] == ["not-run", "not-run"]
+    assert {line.split("/")[1] for line in out.splitlines()} == {"mean-score", "case"}
+    code, out, _ = invoke(capsys, "-C", str(project), "verify", "audit.yaml", "-s", "label-counts")
+    assert (code, out) == (0, "")
