@@ -248,6 +248,8 @@ class CaseView:
     def primary(self) -> ScoreRow | None:
         """The headline score of this safety case."""
         return next((r for r in self.rows if r.primary), self.rows[0] if self.rows else None)
+    signed_by: list[str] = field(default_factory=list)
+    """Key ids of the safety case's attestations."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,9 @@ class NodeView:
     """(Kind/name, id, link or None when the store lacks it)."""
     spec_json: str
     used_by: list[str]
+    signed_by: list[str] = field(default_factory=list)
+    """Key ids of the node's attestations (what signed its files and provenance; check
+    them with `auditc verify --key`)."""
 
 
 # ---------------------------------------------------------------- builder
@@ -398,6 +403,7 @@ class _Builder:
             docs.get("title"),
             docs.get("summary"),
             datasets,
+            self._signers(case.manifest),
         )
 
     def _case_page_path(self, case: SafetyCase) -> str | None:
@@ -539,7 +545,14 @@ class _Builder:
             upstream,
             self._redact(json.dumps(manifest.spec, indent=2, sort_keys=True, default=str)),
             used_by.get(NodeRef.of(manifest), []),
+            self._signers(manifest),
         )
+
+    def _signers(self, manifest: Manifest) -> list[str]:
+        from .._attest import list_attestations
+
+        path = node_path(manifest.kind, manifest.name, manifest.id)
+        return sorted({a.signer for a in list_attestations(self.results.store, path)})
 
 
 # ----------------------------------------------------------------- helpers

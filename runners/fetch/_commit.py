@@ -74,6 +74,10 @@ def commit_node(config: CommitConfig) -> Manifest:
         raise RunnerError(f"{config.node_uri} holds no outputs: the step wrote nothing")
     rows: int | None = None
     metrics: dict[str, float] = {}
+    if config.expected is not None:  # an evaluation: its shards' parts, made canonical
+        from runners.evaluation import finalize_parts
+
+        finalize_parts(store)
     if config.count_rows:
         rows, metrics = _count(store, config)
     outputs = store.collect_outputs("")

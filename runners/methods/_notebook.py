@@ -29,6 +29,7 @@ from schemas import (
 
 from ._config import MethodConfig, MethodResult, node_id_of
 from ._verdict import contain, verdict_header
+from ._reproducible import normalise_notebook, store_root
 
 __all__ = ["HTML_FILE", "NOTEBOOK_FILE", "render_html", "run_notebook"]
 
@@ -58,6 +59,11 @@ def run_notebook(config: MethodConfig, store: Store, out: Path) -> MethodResult:
     executed = out / NOTEBOOK_FILE
     try:
         _execute(config, executed, out)
+        normalise_notebook(
+            executed,
+            stores=sorted({store_root(ref.uri) for ref in config.inputs.values()}),
+            output_dir=str(out),
+        )
         scores = check_scores(method.name, list(method.spec.scores), read_exported_scores(out))
         _check_instances(method.name, out, scores)
         title = method.documentation.title if method.documentation else None

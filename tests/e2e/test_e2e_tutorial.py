@@ -144,3 +144,40 @@ def test_readme_store_example_runs_as_written(tutorial: Path) -> None:
     )
     rows = json.loads(manifest.read_text())["rows"]
     assert re.search(rf"│\s+{rows}\s+│", done.stdout), done.stdout
+
+
+def test_a_second_run_into_another_store_reproduces_every_output_digest(tutorial: Path) -> None:
+    """The same commit, run twice into two stores: the same bytes (logs aside)."""
+    if not (tutorial / ".auditc").is_dir():
+        pytest.fail("the tutorial run above did not produce a store")
+    again = tutorial / "second-store"
+    done = auditc("-C", str(tutorial), "run", "audits/tutorial", "--store", str(again), timeout=600)
+    assert done.returncode == 0, done.stderr
+
+    def digests(store: Path) -> dict[str, dict[str, str]]:
+        found = {}
+        for manifest_file in sorted(store.glob("*/*/*/_manifest.json")):
+            manifest = json.loads(manifest_file.read_text())
+            found[manifest_file.parent.relative_to(store).as_posix()] = {
+                path: digest["sha256"]
+                for path, digest in manifest["outputs"].items()
+                if not path.startswith("_logs/")
+            }
+        return found
+
+    first, second = digests(tutorial / ".auditc"), digests(again)
+    assert sorted(first) == sorted(second) and len(first) == 9
+    differ = {
+        f"{node}/{path}"
+        for node in first
+        for path in first[node].keys() | second[node].keys()
+        if first[node].get(path) != second[node].get(path)
+    }
+    assert differ == set()
+    # And `auditc verify --rerun` says so for one node, with the same store.
+    rerun = auditc(
+        "-C", str(tutorial), "verify", "--rerun", "filter-on-identity-sentences", "audits/tutorial",
+        timeout=600,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert "the re-run reproduced" in rerun.stderr and "bit for bit" in rerun.stderr

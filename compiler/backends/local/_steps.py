@@ -259,9 +259,19 @@ def _evaluation(ctx: RunContext, node: Node) -> StepOutcome:
     spec = evaluation.spec
     key = (spec.service, spec.replicas)
     try:
-        return _run_evaluation(ctx, node, evaluation, key)
+        outcome = _run_evaluation(ctx, node, evaluation, key)
     finally:
         _copy_server_logs(ctx, node, spec.service)
+    if outcome.ok:
+        _finalize_parts(ctx, node)
+    return outcome
+
+
+def _finalize_parts(ctx: RunContext, node: Node) -> None:
+    """Rewrite the shards' parts in the canonical layout: same rows, same bytes."""
+    from runners.evaluation import finalize_parts
+
+    finalize_parts(Store.open(ctx.store.uri_of(node.store_path)))
 
 
 def _run_evaluation(

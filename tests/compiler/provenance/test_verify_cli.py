@@ -177,3 +177,35 @@ def test_verify_of_spec_nodes_names_those_not_run(
     assert {line.split("/")[1] for line in out.splitlines()} == {"mean-score", "case"}
     code, out, _ = invoke(capsys, "-C", str(project), "verify", "audit.yaml", "-s", "label-counts")
     assert (code, out) == (0, "")
+
+
+def test_the_report_shows_who_signed_each_run(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from compiler import SigningKey
+
+    key_file = tmp_path / "auditor.pem"
+    key_file.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    keyid = SigningKey.load(key_file).keyid[:16]
+    site = project / "site"
+    code, _, _ = invoke(capsys, "-C", str(project), "report", "--out", str(site))
+    assert code == 0
+    assert "not signed" in (site / "provenance.html").read_text()
+    code, _, err = invoke(capsys, "-C", str(project), "attest", "--key", str(key_file))
+    assert code == 0 and f"signed 5 nodes with key {keyid}" in err
+    code, _, _ = invoke(capsys, "-C", str(project), "report", "--out", str(site))
+    assert code == 0
+    provenance = (site / "provenance.html").read_text()
+    assert provenance.count(f"key <code>{keyid}</code>") == 5 and "not signed" not in provenance
+    [case_page] = site.glob("case-case-*.html")
+    page = case_page.read_text()
+    assert "<dt>Signed by</dt>" in page and f"key <code>{keyid}</code>" in page

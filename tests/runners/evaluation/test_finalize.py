@@ -1,0 +1,75 @@
+"""Canonical evaluation parts: the same rows give the same bytes, however they were written."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from runners.evaluation import finalize_parts
+from runners.evaluation._io import PartWriter
+from schemas import Store, evaluation_output_schema
+
+SCHEMA = evaluation_output_schema({"score": "float64"})
+
+
+def rows(n: int, replications: int = 2) -> list[tuple[object, ...]]:
+    return [
+        (i, r, i / 7 + r, None if i % 5 else "timeout", None if i % 5 else "timeout")
+        for i in range(n)
+        for r in range(replications)
+    ]
+
+
+def write_shuffled(root: Path, seed: int, shards: int, part_rows: int) -> Store:
+    """The rows split over shards and parts in an order that depends on `seed`."""
+    store = Store.open(root)
+    shuffled = rows(300)
+    random.Random(seed).shuffle(shuffled)
+    for shard in range(shards):
+        writer = PartWriter(store, SCHEMA, shard, 0)
+        mine = shuffled[shard::shards]
+        for start in range(0, len(mine), part_rows):
+            writer.write(mine[start : start + part_rows])
+    return store
+
+
+def canonical(store: Store) -> dict[str, bytes]:
+    return {f: store.read_bytes(f) for f in store.list_files() if f.startswith("part-")}
+
+
+@pytest.mark.parametrize("part_rows", [1000, 128])
+def test_rows_written_in_any_order_end_as_the_same_bytes(tmp_path: Path, part_rows: int) -> None:
+    first = write_shuffled(tmp_path / "a", seed=1, shards=1, part_rows=70)
+    second = write_shuffled(tmp_path / "b", seed=2, shards=3, part_rows=33)
+    assert canonical(first) != canonical(second)
+    expected_parts = -(-600 // part_rows)
+    assert finalize_parts(first, part_rows) == finalize_parts(second, part_rows) == expected_parts
+    assert canonical(first) == canonical(second)
+    names = sorted(canonical(first))
+    assert names == [f"part-{i:05d}.parquet" for i in range(expected_parts)]
+    table = pq.read_table(first.base, schema=SCHEMA)
+    keys = list(zip(table["_index_"].to_pylist(), table["_replication_"].to_pylist(), strict=True))
+    assert keys == sorted(keys) and len(keys) == 600
+    assert table.to_pylist() == [dict(zip(SCHEMA.names, row, strict=True)) for row in rows(300)]
+    # The canonical parts' digests were recorded as they were written; the shard parts' went.
+    outputs = first.collect_outputs("")
+    assert sorted(outputs) == names
+    assert all(outputs[n] == first.hash_file(n) for n in names)
+
+
+def test_finalizing_twice_changes_nothing(tmp_path: Path) -> None:
+    store = write_shuffled(tmp_path, seed=3, shards=2, part_rows=50)
+    finalize_parts(store)
+    before = canonical(store)
+    assert finalize_parts(store) == 0
+    assert canonical(store) == before
+
+
+def test_an_interrupted_rewrite_starts_again_from_the_shard_parts(tmp_path: Path) -> None:
+    store = write_shuffled(tmp_path, seed=4, shards=2, part_rows=50)
+    store.write_bytes(b"half of a canonical part", "part-00000.parquet")
+    finalize_parts(store)
+    assert pq.read_table(store.base).num_rows == 600
