@@ -12,7 +12,7 @@ Mapping (Inspect field ← auditc):
   the dataset row (its one text column, else the row as JSON), `output.completion` ←
   the output columns (the one text column, else JSON), `error` ← `_error_`,
   `metadata` ← the dataset row and output columns.
-- `sample.scores` ← per-instance values: a SafetyCase score's `instances/<score>.parquet`
+- `sample.scores` ← per-instance values: a SafetyCase score's `_case/instances/<score>.parquet`
   (`<method>/<score>`) and the numeric columns of instance-level Measurements
   (`<method>/<column>`), of the nodes whose only upstream Evaluation is this one (the
   `_index_` of a node reading several Evaluations names rows of more than one dataset).

@@ -199,6 +199,7 @@ class _Client:
         """Open the stores, read what is committed, count the shard's rows (blocking I/O)."""
         config = self.config
         dataset = Store.open(config.dataset_uri, create=False)
+        dataset.verify_node("")  # never read a dataset whose files are not its manifest's
         output = Store.open(config.output_uri)
         remove_stale_temporaries(output, config.shard_index)
         committed = read_committed(output, config.shard_index)

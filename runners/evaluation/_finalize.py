@@ -11,9 +11,10 @@ re-runs), whatever happened while it ran.
 Memory stays bounded: only the two key columns of the whole output are held at once,
 then each canonical part with the shard parts its rows come from.
 
-A crash part-way leaves shard parts and some canonical parts side by side; the shard
-parts are whole, so the next attempt (a resume reads only shard parts) starts the
-rewrite again after removing the canonical ones.
+Shard parts and canonical parts side by side (a crash part-way through the rewrite, or
+a shard that ran again after it) are merged: the canonical parts are renamed as the
+parts of a shard no client uses (`part-999999-<n>.parquet`, which a resuming client
+skips), and every (`_index_`, `_replication_`) is kept once. Nothing written is lost.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ CANONICAL_PART_ROWS = 262_144
 """Rows per canonical part (the last part holds the rest)."""
 _SHARD_PART = re.compile(r"^part-\d+-\d+\.parquet$")
 _CANONICAL_PART = re.compile(r"^part-\d{5}\.parquet$")
+_MERGED_SHARD = 999_999
+"""The shard number under which earlier canonical parts join a rewrite."""
 
 
 def finalize_parts(store: Store, part_rows: int = CANONICAL_PART_ROWS) -> int:
@@ -50,16 +53,19 @@ def finalize_parts(store: Store, part_rows: int = CANONICAL_PART_ROWS) -> int:
     import pyarrow.compute as pc
 
     files = store.list_files()
-    shard_parts = sorted(f for f in files if _SHARD_PART.match(f))
-    if not shard_parts:
+    if not any(_SHARD_PART.match(f) for f in files):
         return 0
-    for stale in (f for f in files if _CANONICAL_PART.match(f)):
-        _remove(store, stale)
+    for number, name in enumerate(sorted(f for f in files if _CANONICAL_PART.match(f))):
+        _rename(store, name, f"part-{_MERGED_SHARD}-{number:06d}.parquet")
+    shard_parts = sorted(f for f in store.list_files() if _SHARD_PART.match(f))
     keys = _keys(store, shard_parts)
-    order = pc.sort_indices(keys, [(INDEX_COLUMN, "ascending"), (REPLICATION_COLUMN, "ascending")])
-    sorted_keys = keys.take(order)
+    order = pc.sort_indices(
+        keys,
+        [(INDEX_COLUMN, "ascending"), (REPLICATION_COLUMN, "ascending"), ("_part", "ascending")],
+    )
+    sorted_keys = _first_of_each_key(keys.take(order))
     count = 0
-    for start in range(0, keys.num_rows, part_rows):
+    for start in range(0, sorted_keys.num_rows, part_rows):
         table = _gather(store, shard_parts, sorted_keys.slice(start, part_rows))
         _write(store, f"part-{count:05d}.parquet", table)
         count += 1
@@ -68,8 +74,25 @@ def finalize_parts(store: Store, part_rows: int = CANONICAL_PART_ROWS) -> int:
         count = 1
     for name in shard_parts:
         _remove(store, name)
-    logger.debug("%s: %d rows in %d canonical parts", store.uri, keys.num_rows, count)
+    logger.debug("%s: %d rows in %d canonical parts", store.uri, sorted_keys.num_rows, count)
     return count
+
+
+def _first_of_each_key(sorted_keys: pa.Table) -> pa.Table:
+    """Drop rows whose (`_index_`, `_replication_`) equals the row before (sorted input)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = sorted_keys.num_rows
+    if n < 2:
+        return sorted_keys
+    index, replication = sorted_keys[INDEX_COLUMN], sorted_keys[REPLICATION_COLUMN]
+    repeated = pc.and_(
+        pc.equal(index.slice(1), index.slice(0, n - 1)),
+        pc.equal(replication.slice(1), replication.slice(0, n - 1)),
+    )
+    keep = pa.concat_arrays([pa.array([True]), pc.invert(repeated).combine_chunks()])
+    return sorted_keys.filter(keep)
 
 
 def _read(store: Store, name: str, columns: list[str] | None = None) -> pa.Table:
@@ -126,6 +149,16 @@ def _write(store: Store, name: str, table: pa.Table) -> None:
         compression="zstd",
     )
     store.write_output(sink.getvalue().to_pybytes(), "", name)
+
+
+def _rename(store: Store, name: str, new_name: str) -> None:
+    try:
+        store.fs.move(store.path(name), store.path(new_name))
+    except OSError as exc:
+        raise StoreError(f"cannot rename {store.uri_of(name)}: {exc}") from exc
+    digest = f"{DIGESTS_DIR}/{name}.json"
+    if store.exists(digest):
+        store.fs.move(store.path(digest), store.path(f"{DIGESTS_DIR}/{new_name}.json"))
 
 
 def _remove(store: Store, name: str) -> None:

@@ -3,7 +3,7 @@
 - `python -m runners.fetch inputs CONFIG.json` downloads every input a pod reads from
   `<store>/inputs/` (uploaded by `auditc push`) and checks its sha256; exit 2 when an
   input is missing or does not match, so the Job fails at once.
-- `python -m runners.fetch commit CONFIG.json` writes the node's `manifest.json` after
+- `python -m runners.fetch commit CONFIG.json` writes the node's `_manifest.json` after
   its step succeeded (runners never write manifests; the backend does, last).
 
 Example:

@@ -1,4 +1,4 @@
-"""Write a node's `manifest.json` once its step has succeeded in the cluster.
+"""Write a node's `_manifest.json` once its step has succeeded in the cluster.
 
 Runners never write manifests (docs/contracts.md); the backend does, last. On
 Kubernetes the backend is not running when the step ends, so this step does it in
@@ -74,12 +74,12 @@ def commit_node(config: CommitConfig) -> Manifest:
         raise RunnerError(f"{config.node_uri} holds no outputs: the step wrote nothing")
     rows: int | None = None
     metrics: dict[str, float] = {}
-    if config.expected is not None:  # an evaluation: its shards' parts, made canonical
+    if config.count_rows:
+        rows, metrics = _count(store, config)
+    if config.expected is not None:  # a complete evaluation: its shards' parts, made canonical
         from runners.evaluation import finalize_parts
 
         finalize_parts(store)
-    if config.count_rows:
-        rows, metrics = _count(store, config)
     outputs = store.collect_outputs("")
     finished = datetime.now(UTC)
     started = _started(store, config.started_file, list(outputs)) or finished

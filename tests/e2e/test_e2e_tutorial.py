@@ -181,3 +181,31 @@ def test_a_second_run_into_another_store_reproduces_every_output_digest(tutorial
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     assert "the re-run reproduced" in rerun.stderr and "bit for bit" in rerun.stderr
+
+
+def test_the_store_docs_commands_sign_and_verify_the_tutorial(tutorial: Path) -> None:
+    """The `console` commands of docs/store.md, as written, on the tutorial's store."""
+    import re
+    import shlex
+    import subprocess
+
+    text = (REPO / "docs" / "store.md").read_text()
+    commands = [
+        line[2:].split("  #")[0].strip()
+        for block in re.findall(r"```console\n(.*?)```", text, re.S)
+        for line in block.splitlines()
+        if line.startswith("$ ")
+    ]
+    assert "auditc attest --key auditor.pem" in commands
+    results = {}
+    for command in commands:
+        argv = shlex.split(command)
+        if argv[0] == "auditc":
+            done = auditc("-C", str(tutorial), *argv[1:], timeout=600)
+        else:
+            done = subprocess.run(argv, cwd=tutorial, capture_output=True, text=True, timeout=60)
+        results.setdefault(command, []).append(done.returncode)
+    assert all(code == [0] * len(code) for code in results.values()), results
+    done = auditc("-C", str(tutorial), "verify", "--key", str(tutorial / "auditor.pub"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "signed by 1 trusted key" in done.stderr

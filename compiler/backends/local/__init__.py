@@ -2,7 +2,7 @@
 
 Runners are subprocesses (`python -m runners.<step>`), inference services are
 server processes on 127.0.0.1, and every node writes its outputs and, last, its
-`manifest.json` to `<store>/<kind>/<name>/<id>/`.
+`_manifest.json` to `<store>/<kind>/<name>/<id>/`.
 
 Example:
     >>> from compiler import load_project, resolve_graph            # doctest: +SKIP

@@ -1,4 +1,4 @@
-"""Provenance of a node's outputs: the `manifest.json` the backend writes last."""
+"""Provenance of a node's outputs: the `_manifest.json` the backend writes last."""
 
 from __future__ import annotations
 

@@ -209,3 +209,28 @@ def test_the_report_shows_who_signed_each_run(
     [case_page] = site.glob("case-case-*.html")
     page = case_page.read_text()
     assert "<dt>Signed by</dt>" in page and f"key <code>{keyid}</code>" in page
+
+
+@pytest.mark.parametrize(
+    ("tamper", "rerun", "node_kind"),
+    [
+        (truncate, "phrases-through-length", "Dataset/phrases"),  # the evaluation client's input
+        (corrupt, "mean-score", "Evaluation/phrases-through-length"),  # a function's input
+    ],
+)
+def test_a_downstream_step_refuses_a_tampered_input(
+    project: Path,
+    tamper: Callable[[Path], tuple[Path, str]],
+    rerun: str,
+    node_kind: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tampered, what = tamper(project)
+    code, out, err = invoke(
+        capsys, "-C", str(project), "run", "audit.yaml", "--select", rerun, "--force"
+    )
+    assert code == 1
+    failed = next(line for line in err.splitlines() if " FAILED after " in line)
+    assert failed.startswith(f"{'Evaluation' if rerun.startswith('phrases') else 'Method'}/{rerun}")
+    assert f"{node_kind} {tampered.name}: its files do not match its manifest" in err
+    assert what.split(":")[0] in err

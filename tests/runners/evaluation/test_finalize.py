@@ -68,8 +68,20 @@ def test_finalizing_twice_changes_nothing(tmp_path: Path) -> None:
     assert canonical(store) == before
 
 
-def test_an_interrupted_rewrite_starts_again_from_the_shard_parts(tmp_path: Path) -> None:
-    store = write_shuffled(tmp_path, seed=4, shards=2, part_rows=50)
-    store.write_bytes(b"half of a canonical part", "part-00000.parquet")
-    finalize_parts(store)
-    assert pq.read_table(store.base).num_rows == 600
+def test_canonical_and_shard_parts_side_by_side_are_merged_keeping_every_row_once(
+    tmp_path: Path,
+) -> None:
+    # A rewrite interrupted after its canonical parts, before the shard parts went.
+    store = write_shuffled(tmp_path / "a", seed=4, shards=2, part_rows=50)
+    shard_parts = {f: store.read_bytes(f) for f in store.list_files() if f.startswith("part-")}
+    finalize_parts(store, part_rows=128)
+    for name, data in list(shard_parts.items())[:3]:
+        store.write_bytes(data, name)
+    # A shard that ran again after the rewrite, sending some of its rows once more.
+    PartWriter(store, SCHEMA, 1, 0).write(rows(300)[1::7])
+    finalize_parts(store, part_rows=128)
+    table = pq.read_table(store.base, schema=SCHEMA)
+    assert table.to_pylist() == [dict(zip(SCHEMA.names, row, strict=True)) for row in rows(300)]
+    reference = write_shuffled(tmp_path / "b", seed=5, shards=1, part_rows=600)
+    finalize_parts(reference, part_rows=128)
+    assert canonical(store) == canonical(reference)
