@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
@@ -50,7 +49,10 @@ def _html(markup: str) -> HTML:
 def title_card(
     title: str, summary: str | None = None, details: Mapping[str, str] | None = None
 ) -> HTML:
-    """A heading card: the title, a summary sentence, a few `label: value` facts and the date.
+    """A heading card: the title, a summary sentence and a few `label: value` facts.
+
+    It shows no date: the same results render to the same bytes (bit-for-bit re-runs,
+    docs/store.md); when the run happened is in the node's manifest and the report.
 
     Args:
         title: what is audited, in a few words.
@@ -62,13 +64,12 @@ def title_card(
         f"<td>{html.escape(v)}</td></tr>"
         for k, v in (details or {}).items()
     )
-    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return _html(
         f'<div style="{_CARD}border-left:6px solid #0969da">'
         f"<div style='font-size:1.6em;font-weight:600'>{html.escape(title)}</div>"
         + (f"<p style='font-size:1.1em;margin:6px 0'>{html.escape(summary)}</p>" if summary else "")
         + (f"<table style='margin-top:6px'>{rows}</table>" if rows else "")
-        + f"<div style='color:#57606a;font-size:.85em;margin-top:6px'>Generated {date}</div></div>"
+        + "</div>"
     )
 
 

@@ -147,6 +147,7 @@ def test_display_helpers_render_self_contained_html(run_dir: Path) -> None:
     assert "a&lt;b" in html and "12.5%" in html and "—" in html
     card = analysis.title_card("Audit", "summary", {"System": "filter"}).data
     assert "System" in card and "<script" not in card and "http" not in card
+    assert card == analysis.title_card("Audit", "summary", {"System": "filter"}).data  # no date
     assert "Hazard" in analysis.conclusion("bad", "hazard").data
 
 
