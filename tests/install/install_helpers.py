@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from schemas import Manifest
+from schemas import MANIFEST_FILE, Manifest
 
 
 def write_manifest(store: Path, kind: str, name: str, node_id: str) -> None:
@@ -24,4 +24,4 @@ def write_manifest(store: Path, kind: str, name: str, node_id: str) -> None:
     )
     directory = store / kind.lower() / name / node_id
     directory.mkdir(parents=True)
-    (directory / "manifest.json").write_text(manifest.model_dump_json(), encoding="utf-8")
+    (directory / MANIFEST_FILE).write_text(manifest.model_dump_json(), encoding="utf-8")
