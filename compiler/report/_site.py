@@ -248,6 +248,7 @@ class CaseView:
     def primary(self) -> ScoreRow | None:
         """The headline score of this safety case."""
         return next((r for r in self.rows if r.primary), self.rows[0] if self.rows else None)
+
     signed_by: list[str] = field(default_factory=list)
     """Key ids of the safety case's attestations."""
 

@@ -28,8 +28,8 @@ from schemas import (
 )
 
 from ._config import MethodConfig, MethodResult, node_id_of
-from ._verdict import contain, verdict_header
 from ._reproducible import normalise_notebook, store_root
+from ._verdict import contain, verdict_header
 
 __all__ = ["HTML_FILE", "NOTEBOOK_FILE", "render_html", "run_notebook"]
 
