@@ -61,6 +61,7 @@ def run_notebook(config: MethodConfig, store: Store, out: Path) -> MethodResult:
         _execute(config, executed, out)
         normalise_notebook(
             executed,
+            source=Path(str(config.notebook_path)),
             stores=sorted({store_root(ref.uri) for ref in config.inputs.values()}),
             output_dir=str(out),
         )

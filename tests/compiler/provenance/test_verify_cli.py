@@ -155,9 +155,9 @@ def test_check_report_and_diff_refuse_a_tampered_store(
     tampered, what = CASES[case](project)
     store = str(project / ".auditc")
     args = {
-        "check": ["check", "--store", store],
-        "report": ["report", "--store", store, "--out", str(project / "site")],
-        "diff": ["diff", str(pristine / ".auditc"), store],
+        "check": ["check", "audit.yaml", "--store", store],
+        "report": ["report", "audit.yaml", "--store", store, "--out", str(project / "site")],
+        "diff": ["diff", str(pristine / ".auditc"), store, "audit.yaml"],
     }[command]
     code, out, err = invoke(capsys, "-C", str(project), *args)
     assert code == 1, (out, err)
@@ -197,12 +197,12 @@ def test_the_report_shows_who_signed_each_run(
     )
     keyid = SigningKey.load(key_file).keyid[:16]
     site = project / "site"
-    code, _, _ = invoke(capsys, "-C", str(project), "report", "--out", str(site))
+    code, _, _ = invoke(capsys, "-C", str(project), "report", "audit.yaml", "--out", str(site))
     assert code == 0
     assert "not signed" in (site / "provenance.html").read_text()
     code, _, err = invoke(capsys, "-C", str(project), "attest", "--key", str(key_file))
     assert code == 0 and f"signed 5 nodes with key {keyid}" in err
-    code, _, _ = invoke(capsys, "-C", str(project), "report", "--out", str(site))
+    code, _, _ = invoke(capsys, "-C", str(project), "report", "audit.yaml", "--out", str(site))
     assert code == 0
     provenance = (site / "provenance.html").read_text()
     assert provenance.count(f"key <code>{keyid}</code>") == 5 and "not signed" not in provenance

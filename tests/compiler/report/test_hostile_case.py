@@ -91,7 +91,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     assert ran.returncode == 0, ran.stdout + ran.stderr
     store = Store.open(project / ".auditc", create=False)
     (case,) = [m for m in store.manifests() if m.name == "hostile-case"]
-    page = Path(store.path(f"method/hostile-case/{case.id}/index.html"))
+    page = Path(store.path(f"method/hostile-case/{case.id}/_case/index.html"))
     site = project / "site"
     reported = _auditc("-C", str(project), "report", "--out", str(site))
     assert reported.returncode == 0, reported.stderr
