@@ -17,9 +17,9 @@ from schemas import UsageError
 from ._common import Settings
 
 if TYPE_CHECKING:
-    from compiler.report import Scope
+    from compiler.report import RunChoice, Scope
 
-__all__ = ["all_option", "results_scope", "select_option"]
+__all__ = ["RUN_CHOICE", "all_option", "results_scope", "run_option", "select_option"]
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
@@ -34,6 +34,31 @@ def select_option() -> Callable[[_Command], _Command]:
         metavar="NAME[+]",
         help="Only the safety cases of NAME and what depends on it (NAME+). Repeatable.",
     )
+
+
+class _RunChoice(click.ParamType["RunChoice"]):
+    """`previous`, or a run number (1 for a node's first run)."""
+
+    name = "N|previous"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> RunChoice:
+        if value == "previous":
+            return "previous"
+        if isinstance(value, int) and value >= 1:
+            return value
+        if isinstance(value, str) and value.isdigit() and int(value) >= 1:
+            return int(value)
+        self.fail(f"{value!r} is not a run number (1, 2, …) or 'previous'", param, ctx)
+
+
+RUN_CHOICE = _RunChoice()
+
+
+def run_option(name: str, help_: str) -> Callable[[_Command], _Command]:
+    """An option naming a recorded run of each safety case (`auditc run --force` keeps them)."""
+    return click.option(name, type=RUN_CHOICE, default=None, metavar="N|previous", help=help_)
 
 
 def all_option() -> Callable[[_Command], _Command]:

@@ -11,10 +11,10 @@ from compiler.report import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 from schemas import UsageError
 
 from ._common import EXIT_FAILED, EXIT_OK, Settings, review_format_option
-from ._scoping import all_option, results_scope, select_option
+from ._scoping import all_option, results_scope, run_option, select_option
 
 if TYPE_CHECKING:
-    from compiler.report import DiffReport, DiffSide, Scope
+    from compiler.report import DiffReport, DiffSide, RunChoice, Scope
 
 DIFF_EXIT_CODES = (
     "Exit codes: 0 compared (whatever changed, unless --fail-on says otherwise); 1 --fail-on "
@@ -39,6 +39,12 @@ DIFF_EXIT_CODES = (
 )
 @select_option()
 @all_option()
+@run_option(
+    "--base-run",
+    "Read this recorded run of each BASE safety case instead of its current one: a run "
+    "number or `previous` (runs that `auditc run --force` replaced are kept).",
+)
+@run_option("--head-run", "The same for HEAD.")
 @review_format_option()
 @click.option(
     "--fail-on",
@@ -76,6 +82,8 @@ def command(
     paths: tuple[str, ...],
     selected: tuple[str, ...],
     whole_store: bool,
+    base_run: RunChoice | None,
+    head_run: RunChoice | None,
     store: str | None,
     format_: str,
     fail_on: str | None,
@@ -107,7 +115,10 @@ def command(
         scope = results_scope(settings, paths, selected, whole_store)
     elif whole_store and (paths or selected):
         raise UsageError("--all reads the whole store; it takes no PATHS or --select")
-    sides = [_side(settings, arg, paths, selected, store, scope) for arg in (base, head)]
+    sides = [
+        _side(settings, arg, paths, selected, store, scope, run)
+        for arg, run in ((base, base_run), (head, head_run))
+    ]
     report = diff_results(sides[0], sides[1], options)
     click.echo(render_diff(report, format_))  # type: ignore[arg-type]
     return EXIT_FAILED if _fails(report, fail_on) else EXIT_OK
@@ -132,17 +143,20 @@ def _side(
     selected: tuple[str, ...],
     store: str | None,
     scope: Scope | None,
+    run: RunChoice | None,
 ) -> DiffSide:
     from compiler.report import DiffSide, load_results
     from schemas import Store
 
+    label = arg if run is None else f"{arg} (run {run})"
     if _is_store(arg):
         opened = Store.open(arg, create=False)
-        return DiffSide.of_results(arg, load_results(opened, scope, by_method=True))
+        results = load_results(opened, scope, by_method=True, run=run)
+        return DiffSide(label, opened, tuple(results.cases), results.unavailable)
     from compiler import GitError
 
     try:
-        return _ref_side(settings, arg, paths, selected, store or settings.default_store)
+        return _ref_side(settings, arg, paths, selected, store or settings.default_store, run)
     except GitError as exc:
         raise UsageError(
             f"{arg!r} is not a store (no such directory); as a git ref: {exc}"
@@ -155,9 +169,10 @@ def _ref_side(
     paths: tuple[str, ...],
     selected: tuple[str, ...],
     store_uri: str,
+    run: RunChoice | None,
 ) -> DiffSide:
     from compiler import load_scoped_graph_at
-    from compiler.report import DiffSide, NodeRef, StoreIndex, cases_by_ref
+    from compiler.report import DiffSide, NodeRef, SafetyCase, StoreIndex, cases_by_ref
     from schemas import Store
 
     # Resolve the ref first: an unknown ref is the error to report, not the store.
@@ -170,11 +185,11 @@ def _ref_side(
         for node in graph
         if node.output_kind == "SafetyCase"
     }
-    found = cases_by_ref(StoreIndex.read(store), refs)
-    cases = tuple(case for case in found.values() if case is not None)
+    found = cases_by_ref(StoreIndex.read(store), refs, run)
+    cases = tuple(case for case in found.values() if isinstance(case, SafetyCase))
     missing = tuple(
-        f"Method/{name} {refs[name].id} (run `auditc run` at {ref})"
+        f"Method/{name} {refs[name].id} (run `auditc run` at {ref})" if case is None else case
         for name, case in found.items()
-        if case is None
+        if not isinstance(case, SafetyCase)
     )
-    return DiffSide(ref, store, cases, missing)
+    return DiffSide(ref if run is None else f"{ref} (run {run})", store, cases, missing)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ._common import EXIT_CODES_HELP, Settings, paths_argument
-from ._scoping import all_option, results_scope, select_option
+from ._scoping import all_option, results_scope, run_option, select_option
+
+if TYPE_CHECKING:
+    from compiler.report import RunChoice
 
 
 @click.command(
@@ -18,6 +22,11 @@ from ._scoping import all_option, results_scope, select_option
 @paths_argument()
 @select_option()
 @all_option()
+@run_option(
+    "--run",
+    "Show another recorded run of each safety case than its current one: its number, or "
+    "`previous` (the run before an `auditc run --force`).",
+)
 @click.option(
     "--store",
     metavar="URI",
@@ -37,6 +46,7 @@ def command(
     paths: tuple[str, ...],
     selected: tuple[str, ...],
     whole_store: bool,
+    run: RunChoice | None,
     store: str | None,
     out_dir: Path,
 ) -> None:
@@ -57,7 +67,10 @@ def command(
     from schemas import Store
 
     scope = results_scope(settings, paths, selected, whole_store)
-    results = load_results(Store.open(store or settings.default_store, create=False), scope)
+    opened = Store.open(store or settings.default_store, create=False)
+    results = load_results(opened, scope, run=run)
+    for reason in results.unavailable:
+        click.echo(f"warning: not shown: {reason}", err=True)
     site = build_site(results, out_dir)
     click.echo(
         f"{site.audits} audit{'s' if site.audits != 1 else ''}, "

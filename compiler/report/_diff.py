@@ -201,10 +201,10 @@ class ScoreDiff(_Model):
 
 
 class NodeChange(_Model):
-    """A node whose id differs between the sides, and why."""
+    """A node whose id (or run of the same id) differs between the sides, and why."""
 
     key: str
-    change: Literal["added", "removed", "changed"]
+    change: Literal["added", "removed", "changed", "re-run"]
     base_id: str | None
     head_id: str | None
     reasons: list[str]
@@ -217,9 +217,12 @@ class CaseDiff(_Model):
     system: str
     base_id: str | None
     head_id: str | None
-    status: Literal["added", "removed", "changed", "unchanged"]
-    """`unchanged`: the same run (same id) on both sides."""
+    status: Literal["added", "removed", "changed", "re-run", "unchanged"]
+    """`unchanged`: the same run on both sides; `re-run`: two runs of the same node id."""
     scores: list[ScoreDiff]
+    base_run: int | None = None
+    head_run: int | None = None
+    """Which recorded run of its node id each side is (1 for the first)."""
     warnings: list[str] = []
     """How the instances paired, when the pairing may be wrong."""
 
@@ -339,12 +342,13 @@ def _case_diff(
 ) -> CaseDiff:
     either = head or base
     assert either is not None
+    status: Literal["added", "removed", "changed", "re-run", "unchanged"]
     if base is None or head is None:
-        status: Literal["added", "removed", "changed", "unchanged"] = (
-            "added" if base is None else "removed"
-        )
+        status = "added" if base is None else "removed"
+    elif base.id != head.id:
+        status = "changed"
     else:
-        status = "unchanged" if base.id == head.id else "changed"
+        status = "unchanged" if base.run == head.run else "re-run"
     return CaseDiff(
         method=either.method,
         system=either.system_label
@@ -355,6 +359,8 @@ def _case_diff(
         status=status,
         scores=scores,
         warnings=_pairing_warnings(base, head, scores) if base and head else [],
+        base_run=base.run if base else None,
+        head_run=head.run if head else None,
     )
 
 
@@ -571,6 +577,10 @@ def _node_changes(pairs: Iterable[tuple[SafetyCase | None, SafetyCase | None]]) 
         for key in sorted(old.keys() | new.keys()):
             a, b = old.get(key), new.get(key)
             ids = (key, a.id if a else None, b.id if b else None)
+            if a and b and a.id == b.id and a.run != b.run and ids not in changes:
+                changes[ids] = NodeChange(
+                    key=key, change="re-run", base_id=a.id, head_id=b.id, reasons=_rerun(a, b)
+                )
             if (a and b and a.id == b.id) or ids in changes:
                 continue
             if a is None or b is None:
@@ -614,6 +624,30 @@ def _reasons(old: Manifest, new: Manifest) -> list[str]:
             reasons.append(f"{label} {a or '—'} → {b or '—'}")
     if not reasons:
         reasons.append("id changed, but the manifests record no difference (another id scheme?)")
+    return reasons
+
+
+def _rerun(old: Manifest, new: Manifest) -> list[str]:
+    """What two runs of one node id record differently (their inputs are the same)."""
+    reasons = [f"run {old.run} → {new.run}"]
+    for label, a, b in (
+        ("model revision", old.model_revision, new.model_revision),
+        ("image", old.image, new.image),
+        ("auditc", old.auditc_version, new.auditc_version),
+        ("git commit", old.git_commit, new.git_commit),
+        (
+            "service version",
+            getattr(old, "service_version", None),
+            getattr(new, "service_version", None),
+        ),
+        (
+            "service fingerprint",
+            getattr(old, "service_fingerprint", None),
+            getattr(new, "service_fingerprint", None),
+        ),
+    ):
+        if a != b:
+            reasons.append(f"{label} {a or '—'} → {b or '—'}")
     return reasons
 
 
@@ -778,6 +812,8 @@ def _text(report: DiffReport) -> str:
 
 
 def _case_ids(case: CaseDiff) -> str:
+    if case.status == "re-run":
+        return f"run {_short(case.base_id)} #{case.base_run} → #{case.head_run}"
     return f"run {_short(case.base_id)} → {_short(case.head_id)}"
 
 
@@ -788,7 +824,7 @@ def _align(rows: list[list[str]]) -> list[str]:
     ]
 
 
-_SIGN = {"added": "+", "removed": "-", "changed": "~"}
+_SIGN = {"added": "+", "removed": "-", "changed": "~", "re-run": "↻"}
 
 
 def _node_lines(report: DiffReport) -> list[str]:
@@ -799,7 +835,7 @@ def _node_lines(report: DiffReport) -> list[str]:
         where = {"added": "only in head", "removed": "only in base"}.get(node.change)
         ids = (
             f"{_short(node.base_id)} → {_short(node.head_id)}"
-            if node.change == "changed"
+            if node.change in ("changed", "re-run")
             else where
         )
         lines.append(f"  {_SIGN[node.change]} {node.key}  {ids}")

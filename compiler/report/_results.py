@@ -21,7 +21,7 @@ import posixpath
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from schemas import (
     INDEX_COLUMN,
@@ -47,6 +47,7 @@ __all__ = [
     "NO_SYSTEM",
     "Audit",
     "NodeRef",
+    "RunChoice",
     "SafetyCase",
     "Scope",
     "StoreIndex",
@@ -68,6 +69,8 @@ logger = logging.getLogger(__name__)
 
 SERVICE_KIND = "InferenceService"
 MODEL_KIND = "Model"
+RunChoice = int | Literal["previous"]
+"""Which recorded run of a node id: its number (`Manifest.run`), or the one before the current."""
 INSTANCES_DIR = case_file("instances")
 """`_case/instances/<score>.parquet` in a safety case's node directory (docs/contracts.md)."""
 NO_SYSTEM = "(no system under test)"
@@ -190,6 +193,13 @@ class SafetyCase:
     """Every upstream workflow node found in the store, nearest first."""
     missing: tuple[NodeRef, ...] = ()
     """Upstream workflow nodes whose manifests are not in the store."""
+    run_path: str | None = None
+    """The directory of an earlier run (`<node>/_runs/<n>`); None for the node's current run."""
+
+    @property
+    def run(self) -> int:
+        """Which run of its node id this is (1 for the first)."""
+        return self.manifest.run
 
     @property
     def method(self) -> str:
@@ -203,7 +213,9 @@ class SafetyCase:
 
     @property
     def path(self) -> str:
-        """The node directory, relative to the store root."""
+        """The run's directory relative to the store root: the node's, or an earlier run's."""
+        if self.run_path is not None:
+            return self.run_path
         return node_path(self.manifest.kind, self.manifest.name, self.manifest.id)
 
     @property
@@ -300,17 +312,51 @@ class StoreIndex:
             queue.extend(_upstream_refs(manifest))
         return found, configs, missing
 
-    def safety_case(self, manifest: Manifest) -> SafetyCase:
+    def safety_case(self, manifest: Manifest, run_path: str | None = None) -> SafetyCase:
         """A safety case with its scores, lineage and systems.
+
+        Args:
+            manifest: The run's manifest.
+            run_path: The directory of an earlier run (`<node>/_runs/<n>`), if it is one.
 
         Raises:
             StoreError: its `scores.json` is missing or invalid.
         """
-        path = node_path(manifest.kind, manifest.name, manifest.id)
+        path = run_path or node_path(manifest.kind, manifest.name, manifest.id)
         scores = self.store.read_scores(path, manifest)
         lineage, configs, missing = self.lineage(manifest)
         systems = _systems(lineage, configs)
-        return SafetyCase(manifest, scores, systems, tuple(lineage), tuple(missing))
+        return SafetyCase(manifest, scores, systems, tuple(lineage), tuple(missing), run_path)
+
+    def run_of(self, case: SafetyCase, run: RunChoice) -> SafetyCase | str:
+        """Another recorded run of a safety case's node id (`auditc run --force` keeps them).
+
+        Args:
+            case: The safety case (its current run).
+            run: A run number, or `previous` for the run before the current one.
+
+        Returns:
+            That run, or why there is none (named for the user).
+
+        Raises:
+            StoreError: a run's manifest or scores are unreadable.
+        """
+        node = node_path(case.manifest.kind, case.manifest.name, case.manifest.id)
+        runs = self.store.node_runs(node)
+        if run == "previous":
+            earlier = [r for r in runs if not r.current]
+            chosen = earlier[-1] if earlier else None
+        else:
+            chosen = next((r for r in runs if r.run == run), None)
+        where = f"Method/{case.method} {case.id[:10]}"
+        numbers = ", ".join(str(r.run) for r in runs)
+        if chosen is None:
+            return f"{where} has no {'earlier run' if run == 'previous' else f'run {run}'} (runs: {numbers})"
+        if chosen.manifest.status != "complete":
+            return f"{where}: run {chosen.run} did not complete ({chosen.manifest.status})"
+        if chosen.current:
+            return case
+        return self.safety_case(chosen.manifest, chosen.path)
 
 
 def _systems(lineage: list[Manifest], configs: list[NodeRef]) -> tuple[System, ...]:
@@ -380,6 +426,8 @@ class StoreResults:
     """Safety cases of the scope that the store holds no complete run of."""
     scope: Scope | None = None
     """None: the whole store."""
+    unavailable: tuple[str, ...] = ()
+    """Safety cases left out because the run asked for (`--run`) is not recorded."""
 
     @property
     def cases(self) -> list[SafetyCase]:
@@ -412,7 +460,11 @@ def scope_of(graph: Graph, description: str = "the specs") -> Scope:
 
 
 def load_results(
-    store: Store, scope: Scope | None = None, *, by_method: bool = False
+    store: Store,
+    scope: Scope | None = None,
+    *,
+    by_method: bool = False,
+    run: RunChoice | None = None,
 ) -> StoreResults:
     """Select the safety cases to show.
 
@@ -422,6 +474,9 @@ def load_results(
         by_method: Read the latest complete run of each of the scope's Methods (per
             system) instead of its exact nodes — for comparing two stores, whose runs of
             the same specs may have other ids.
+        run: Show another recorded run of each safety case's node id than its current
+            one: a run number, or `previous`. Cases without it are left out and named
+            in `unavailable`.
 
     Returns:
         The audits (by Method name), every run not shown (within the scope), and the
@@ -442,6 +497,9 @@ def load_results(
     for manifest in _newest_first(chosen):
         case = index.safety_case(manifest)
         latest.setdefault((case.method, case.system_label), case)
+    unavailable: list[str] = []
+    if run is not None:
+        latest, unavailable = _runs_of(index, latest, run)
     shown = {NodeRef.of(c.manifest) for c in latest.values()}
     for case in latest.values():
         shown.update(NodeRef.of(m) for m in case.lineage)
@@ -453,7 +511,23 @@ def load_results(
     not_run: tuple[NodeRef, ...] = ()
     if scope is not None and not by_method:
         not_run = tuple(sorted(ref for ref in scope.cases if ref not in shown))
-    return StoreResults(store, index, audits, tuple(_newest_first(others)), not_run, scope)
+    return StoreResults(
+        store, index, audits, tuple(_newest_first(others)), not_run, scope, tuple(unavailable)
+    )
+
+
+def _runs_of(
+    index: StoreIndex, cases: dict[tuple[str, str], SafetyCase], run: RunChoice
+) -> tuple[dict[tuple[str, str], SafetyCase], list[str]]:
+    found: dict[tuple[str, str], SafetyCase] = {}
+    unavailable: list[str] = []
+    for key, case in cases.items():
+        other = index.run_of(case, run)
+        if isinstance(other, str):
+            unavailable.append(other)
+        else:
+            found[key] = other
+    return found, unavailable
 
 
 def verify_cases(store: Store, cases: Iterable[SafetyCase]) -> None:
@@ -467,9 +541,10 @@ def verify_cases(store: Store, cases: Iterable[SafetyCase]) -> None:
     for case in cases:
         for manifest in (case.manifest, *case.lineage):
             ref = NodeRef.of(manifest)
-            if ref not in checked:
+            if ref not in checked or manifest is case.manifest:
                 checked.add(ref)
-                store.verify_node(node_path(ref.kind, ref.name, ref.id), manifest)
+                path = case.path if manifest is case.manifest else None
+                store.verify_node(path or node_path(ref.kind, ref.name, ref.id), manifest)
 
 
 def _is_complete_case(manifest: Manifest) -> bool:
@@ -560,18 +635,27 @@ def read_instances(
     return grouped.rename_columns(order).select(names).sort_by(INDEX_COLUMN)
 
 
-def cases_by_ref(index: StoreIndex, refs: Mapping[str, NodeRef]) -> dict[str, SafetyCase | None]:
+def cases_by_ref(
+    index: StoreIndex, refs: Mapping[str, NodeRef], run: RunChoice | None = None
+) -> dict[str, SafetyCase | str | None]:
     """Safety cases named by node reference (e.g. from a resolved graph), by Method name.
 
+    Args:
+        index: The store's manifests.
+        refs: Method name → node.
+        run: Another recorded run than the current one (a number, or `previous`).
+
     Returns:
-        Method name → its safety case, or None when the store has no complete run of that id.
+        Method name → its safety case, None when the store has no complete run of that
+        id, or why the run asked for is not there.
     """
-    found: dict[str, SafetyCase | None] = {}
+    found: dict[str, SafetyCase | str | None] = {}
     for method, ref in refs.items():
         manifest = index.get(ref)
         if manifest is not None and manifest.status == "complete":
-            found[method] = index.safety_case(manifest)
+            case = index.safety_case(manifest)
+            found[method] = case if run is None else index.run_of(case, run)
         else:
             found[method] = None
-    verify_cases(index.store, (case for case in found.values() if case is not None))
+    verify_cases(index.store, (case for case in found.values() if isinstance(case, SafetyCase)))
     return found

@@ -251,6 +251,12 @@ class CaseView:
 
     signed_by: list[str] = field(default_factory=list)
     """Key ids of the safety case's attestations."""
+    source: str = ""
+    """The run's directory in the store (the node's, or `<node>/_runs/<n>` for an earlier run)."""
+    run: int = 1
+    """Which recorded run of its node id this is."""
+    current: bool = True
+    """Whether it is the node's current run (not one an `auditc run --force` replaced)."""
 
 
 @dataclass(frozen=True)
@@ -280,6 +286,8 @@ class NodeView:
     signed_by: list[str] = field(default_factory=list)
     """Key ids of the node's attestations (what signed its files and provenance; check
     them with `auditc verify --key`)."""
+    earlier_runs: list[Manifest] = field(default_factory=list)
+    """Runs of the same node id that an `auditc run --force` replaced, oldest first."""
 
 
 # ---------------------------------------------------------------- builder
@@ -405,6 +413,9 @@ class _Builder:
             docs.get("summary"),
             datasets,
             self._signers(case.manifest),
+            case.path,
+            case.run,
+            case.run_path is None,
         )
 
     def _case_page_path(self, case: SafetyCase) -> str | None:
@@ -417,8 +428,7 @@ class _Builder:
             for case in audit.cases:
                 if case.page is None:
                     continue
-                source = node_path("Method", case.method, case.id)
-                html = self.results.store.read_bytes(source, case_file(CASE_HTML_FILE)).decode(
+                html = self.results.store.read_bytes(case.source, case_file(CASE_HTML_FILE)).decode(
                     "utf-8", errors="replace"
                 )
                 target = self.out / case.page
@@ -547,7 +557,12 @@ class _Builder:
             self._redact(json.dumps(manifest.spec, indent=2, sort_keys=True, default=str)),
             used_by.get(NodeRef.of(manifest), []),
             self._signers(manifest),
+            self._earlier_runs(manifest),
         )
+
+    def _earlier_runs(self, manifest: Manifest) -> list[Manifest]:
+        path = node_path(manifest.kind, manifest.name, manifest.id)
+        return [r.manifest for r in self.results.store.node_runs(path) if not r.current]
 
     def _signers(self, manifest: Manifest) -> list[str]:
         from .._attest import list_attestations
