@@ -33,7 +33,6 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import shlex
 import socket
 import sys
@@ -124,7 +123,7 @@ def store_writer_lock(store: Store, argv: Sequence[str] | None = None) -> Iterat
         host=socket.gethostname(),
         command=_command(sys.argv if argv is None else argv),
         since=datetime.now(UTC).replace(microsecond=0),
-        token=secrets.token_hex(8),
+        token=os.urandom(8).hex(),
     )
     if store.is_local:
         with _local_lock(store, me) as fd:

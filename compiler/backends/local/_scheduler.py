@@ -22,7 +22,6 @@ from schemas import Evaluation, Method, Store, UsageError
 
 from ..._git import git_state
 from ..._resolve import Graph, Node
-from ._lock import store_writer_lock
 from ._processes import Supervisor
 from ._results import EventHandler, NodeResult, RunEvent, RunResult
 from ._services import ServiceKey, ServicePool
@@ -186,6 +185,8 @@ def _execute(
     forced: frozenset[str],
     on_event: EventHandler,
 ) -> dict[str, NodeResult]:
+    from ._lock import store_writer_lock  # not on the path of a run with nothing to do
+
     with store_writer_lock(store) as lock, work_dir("run") as tmp:
         # Another writer may have completed some of them in the meantime.
         results, to_run = _kept(store, to_run, forced)
