@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 from schemas import EvaluationError
+
+from .._health import probe_health
 
 __all__ = [
     "EXIT_NOT_READY",
@@ -49,22 +49,6 @@ class ServiceNotReadyError(EvaluationError):
 
     code = "service-not-ready"
     exit_code = EXIT_NOT_READY
-
-
-def _probe(url: str, timeout_s: float) -> str | None:
-    """None when `url` answers 200, else what went wrong (for the log and the error)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (http(s) only, checked by the caller)
-            status = int(response.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return f"HTTP {exc.code}"
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        return f"{type(reason).__name__}: {reason}" if isinstance(reason, OSError) else str(reason)
-    except (OSError, ValueError) as exc:  # timeouts, resets, a malformed answer
-        return f"{type(exc).__name__}: {exc}"
-    return None if status == 200 else f"HTTP {status}"
 
 
 def wait_for_service(
@@ -94,7 +78,7 @@ def wait_for_service(
     next_log = start + LOG_EVERY_S
     while True:
         now = clock()
-        last = _probe(url, max(0.1, min(PROBE_TIMEOUT_S, deadline - now)))
+        last = probe_health(url, max(0.1, min(PROBE_TIMEOUT_S, deadline - now)))
         now = clock()
         if last is None:
             waited = now - start

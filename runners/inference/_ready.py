@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from schemas import InferenceError
 
+from .._health import probe_health
+
 __all__ = ["HEALTH_PATH", "free_port", "wait_ready"]
 
 HEALTH_PATH = "/health"
@@ -78,7 +80,7 @@ def wait_ready(
                 f"the inference server exited with code {process.returncode} before it "
                 f"was ready at {target}{_log_tail(log)}"
             )
-        last = _probe(target, min(5.0, max(deadline - time.monotonic(), 0.1)))
+        last = probe_health(target, min(5.0, max(deadline - time.monotonic(), 0.1)))
         if last is None:
             return
         if time.monotonic() >= deadline:
@@ -88,26 +90,3 @@ def wait_ready(
             )
         time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
         delay = min(delay * 2, 0.5)
-
-
-def _probe(url: str, timeout: float) -> str | None:
-    """None when `url` answers HTTP 200, else what it answered.
-
-    The standard library, not httpx: `auditc` polls health on its start-up path, and
-    importing httpx would cost it a fifth of a second.
-    """
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) from our config
-            status = int(response.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return f"HTTP {exc.code}"
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        return type(reason).__name__ if isinstance(reason, OSError) else str(reason)
-    except (OSError, ValueError) as exc:  # timeouts, resets, a malformed answer
-        return type(exc).__name__
-    return None if status == 200 else f"HTTP {status}"

@@ -138,6 +138,6 @@ def test_wait_ready_without_a_process_times_out_on_a_closed_port() -> None:
     with pytest.raises(
         InferenceError,
         match=rf"127.0.0.1:{port}/health was not ready after 0.3 s "
-        r"\(last answer: ConnectionRefusedError\)",
+        r"\(last answer: ConnectionRefusedError: ",
     ):
         wait_ready(f"http://127.0.0.1:{port}", 0.3)
