@@ -21,12 +21,13 @@ import sys
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from schemas import BackendError
 
-__all__ = ["ChildProcess", "LaunchedProcess", "Launcher", "forkable"]
+__all__ = ["ChildProcess", "LaunchOptions", "LaunchedProcess", "Launcher", "forkable"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,23 @@ LAUNCHER_START_S = 60.0
 """How long the launcher may take to start (an executed one imports a little first)."""
 _LOST = -int(signal.SIGKILL)
 """The exit code given to children whose launcher vanished (they are killed with it)."""
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How a run's launcher starts, and what it gives its children."""
+
+    preload: Sequence[str] = ()
+    """Preload groups of `runners.launcher` the run's steps need."""
+    tmp_dir: Path | None = None
+    """The children's `TMPDIR`, inside the run's work directory."""
+    remove: Sequence[Path] = ()
+    """Directories the launcher removes if `auditc` dies."""
+    allow_fork: bool = True
+    """Whether the launcher may be a fork of this process (not when this process holds
+    connections to a remote store)."""
+    inherit_fds: Sequence[int] = ()
+    """Descriptors the launcher and its forked steps keep open (the store's lock)."""
 
 
 class ChildProcess(Protocol):
@@ -113,18 +131,8 @@ class Launcher:
     Thread-safe: `spawn` may be called from any thread.
     """
 
-    def __init__(
-        self,
-        *,
-        preload: Sequence[str] = (),
-        tmp_dir: Path | None = None,
-        remove: Sequence[Path] = (),
-        allow_fork: bool = True,
-        inherit_fds: Sequence[int] = (),
-    ) -> None:
-        self._tmp_dir = tmp_dir
-        self._inherit_fds = list(inherit_fds)
-        self._remove = list(remove)
+    def __init__(self, options: LaunchOptions | None = None) -> None:
+        self._options = options = options or LaunchOptions()
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._next_id = 0
@@ -136,7 +144,7 @@ class Launcher:
         self._finished = False
         """`close()` ran."""
         self._ready = threading.Event()
-        self._sock, self._proc, self._pid = self._start(allow_fork)
+        self._sock, self._proc, self._pid = self._start()
         self._reader = threading.Thread(target=self._read, name="auditc-launcher", daemon=True)
         self._reader.start()
         if not self._ready.wait(LAUNCHER_START_S) or self._closed:
@@ -144,8 +152,8 @@ class Launcher:
             raise BackendError(
                 "the process launcher did not start (its messages, if any, are above)"
             )
-        if preload:
-            self._send({"op": "preload", "groups": list(preload)})
+        if options.preload:
+            self._send({"op": "preload", "groups": list(options.preload)})
 
     @property
     def pid(self) -> int:
@@ -210,11 +218,12 @@ class Launcher:
 
     # ------------------------------------------------------------ internals
 
-    def _start(self, allow_fork: bool) -> tuple[socket.socket, subprocess.Popen[bytes] | None, int]:
+    def _start(self) -> tuple[socket.socket, subprocess.Popen[bytes] | None, int]:
+        options = self._options
         ours, theirs = socket.socketpair()
-        tmp = str(self._tmp_dir) if self._tmp_dir is not None else None
-        remove = [str(p) for p in self._remove]
-        if allow_fork and _can_fork():
+        tmp = str(options.tmp_dir) if options.tmp_dir is not None else None
+        remove = [str(p) for p in options.remove]
+        if options.allow_fork and _can_fork():
             pid = _fork_launcher(ours, theirs, tmp, remove)
             theirs.close()
             return ours, None, pid
@@ -227,7 +236,7 @@ class Launcher:
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                pass_fds=[theirs.fileno(), *self._inherit_fds],
+                pass_fds=[theirs.fileno(), *options.inherit_fds],
                 start_new_session=True,
             )
         except OSError as exc:

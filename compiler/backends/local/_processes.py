@@ -16,9 +16,16 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ._launch import ChildProcess, Launcher
+from ._launch import ChildProcess, Launcher, LaunchOptions
 
-__all__ = ["DEFAULT_GRACE_S", "Cancelled", "ChildProcess", "Supervisor", "stop_tree"]
+__all__ = [
+    "DEFAULT_GRACE_S",
+    "Cancelled",
+    "ChildProcess",
+    "LaunchOptions",
+    "Supervisor",
+    "stop_tree",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,36 +43,13 @@ class Supervisor:
     Thread-safe: worker threads start and wait on processes while the main thread
     may cancel the run at any time. Create it on the thread that owns the run, before
     any other thread starts, so that its launcher can be a fork of this process.
-
-    Args:
-        preload: Preload groups of `runners.launcher` the run's steps need.
-        tmp_dir: The children's `TMPDIR`, inside the run's work directory.
-        remove: Directories the launcher removes if this process dies.
-        allow_fork: Whether the launcher may be a fork of this process (not when this
-            process holds connections to a remote store).
-        inherit_fds: Descriptors the launcher keeps open for as long as it runs (the
-            store's lock); a forked launcher inherits them anyway.
     """
 
-    def __init__(
-        self,
-        *,
-        preload: Sequence[str] = (),
-        tmp_dir: Path | None = None,
-        remove: Sequence[Path] = (),
-        allow_fork: bool = True,
-        inherit_fds: Sequence[int] = (),
-    ) -> None:
+    def __init__(self, options: LaunchOptions | None = None) -> None:
         self._lock = threading.Lock()
         self._children: set[ChildProcess] = set()
         self._cancelled = threading.Event()
-        self._launcher = Launcher(
-            preload=preload,
-            tmp_dir=tmp_dir,
-            remove=remove,
-            allow_fork=allow_fork,
-            inherit_fds=inherit_fds,
-        )
+        self._launcher = Launcher(options)
 
     def __enter__(self) -> Supervisor:
         return self

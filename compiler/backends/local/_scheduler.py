@@ -22,7 +22,7 @@ from schemas import Evaluation, Method, Store, UsageError
 
 from ..._git import git_state
 from ..._resolve import Graph, Node
-from ._processes import Supervisor
+from ._processes import LaunchOptions, Supervisor
 from ._results import EventHandler, NodeResult, RunEvent, RunResult
 from ._services import ServiceKey, ServicePool
 from ._steps import RunContext, execute_node, node_result
@@ -199,11 +199,13 @@ def _execute(
         # stays locked until the last of them has stopped.
         _import_config_models(to_run)
         supervisor = Supervisor(
-            preload=_preload_groups(to_run),
-            tmp_dir=children_tmp,
-            remove=[tmp],
-            allow_fork=store.is_local,
-            inherit_fds=lock.fds,
+            LaunchOptions(
+                preload=_preload_groups(to_run),
+                tmp_dir=children_tmp,
+                remove=[tmp],
+                allow_fork=store.is_local,
+                inherit_fds=lock.fds,
+            )
         )
         try:
             services = ServicePool(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from schemas import BackendError, InferenceError, InferenceService
 
 from ._configs import server_config
-from ._processes import Cancelled, ChildProcess, Supervisor
+from ._processes import Cancelled, ChildProcess, LaunchOptions, Supervisor
 from ._workdirs import work_dir
 
 if TYPE_CHECKING:
@@ -198,7 +198,10 @@ def start_service(
         BackendError: the runner kind cannot run locally.
         InferenceError: a port is taken, or a server did not become ready.
     """
-    with work_dir("serve") as tmp, Supervisor(tmp_dir=tmp, remove=[tmp]) as supervisor:
+    with (
+        work_dir("serve") as tmp,
+        Supervisor(LaunchOptions(tmp_dir=tmp, remove=[tmp])) as supervisor,
+    ):
         try:
             running = start_servers(
                 graph,

@@ -15,7 +15,7 @@ from local_backend_helpers import load_graph
 
 from compiler.backends.local import run_local
 from compiler.backends.local._launch import FORK_ENV, forkable
-from compiler.backends.local._processes import Supervisor
+from compiler.backends.local._processes import LaunchOptions, Supervisor
 from schemas import Store
 
 DATASETS_HELP = [sys.executable, "-m", "runners.datasets", "--help"]
@@ -40,7 +40,7 @@ def test_a_step_runs_the_same_forked_or_executed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool
 ) -> None:
     monkeypatch.setenv(FORK_ENV, "1" if fork else "0")
-    with Supervisor(tmp_dir=tmp_path) as supervisor:
+    with Supervisor(LaunchOptions(tmp_dir=tmp_path)) as supervisor:
         launcher = _launcher_of(supervisor)
         assert ("runners.launcher" in " ".join(launcher.cmdline())) is not fork
         assert launcher.name() == "auditc-launch"
