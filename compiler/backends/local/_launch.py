@@ -35,7 +35,8 @@ FORK_ENV = "AUDITC_FORK_STEPS"
 """Set to 0 to run every step in a fresh interpreter (`python -m runners.<step>`)."""
 
 LAUNCHER_START_S = 60.0
-"""How long the launcher may take to start (an executed one imports a little first)."""
+"""How long the launcher may take to start or to answer a request (it may be importing
+what a step needs first)."""
 _LOST = -int(signal.SIGKILL)
 """The exit code given to children whose launcher vanished (they are killed with it)."""
 
@@ -196,7 +197,10 @@ class Launcher:
             with self._lock:
                 self._waiting.pop(request_id, None)
             raise BackendError(f"the process launcher of this run is gone: {exc}") from exc
-        event.wait()
+        if not event.wait(LAUNCHER_START_S):
+            with self._lock:
+                self._waiting.pop(request_id, None)
+            raise BackendError(f"the process launcher did not answer in {LAUNCHER_START_S:g} s")
         answer = reply[0] if reply else "the process launcher of this run exited"
         if isinstance(answer, str):
             raise BackendError(answer)
@@ -268,7 +272,10 @@ class Launcher:
                 if child is not None:
                     child._exit(int(message["exit"]))
                 return
-            event, reply, argv = self._waiting.pop(request_id)
+            waiting = self._waiting.pop(request_id, None)
+            if waiting is None:  # answered after spawn() gave up: the launcher stops it at close
+                return
+            event, reply, argv = waiting
             if "pid" in message:
                 child = LaunchedProcess(argv, int(message["pid"]))
                 self._running[request_id] = child

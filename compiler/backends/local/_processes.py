@@ -79,11 +79,16 @@ class Supervisor:
             Cancelled: the run is being interrupted; nothing was started.
             BackendError: the launcher could not start it.
         """
+        if self._cancelled.is_set():
+            raise Cancelled
+        # Not under the lock: `cancel()` must not wait for a launcher that is busy.
+        proc = self._launcher.spawn(argv, log=log, env=env, name=name)
         with self._lock:
-            if self._cancelled.is_set():
-                raise Cancelled
-            proc = self._launcher.spawn(argv, log=log, env=env, name=name)
             self._children.add(proc)
+            cancelled = self._cancelled.is_set()
+        if cancelled:  # cancel() ran while it started: it did not see this one
+            self.stop(proc)
+            raise Cancelled
         logger.debug("started pid %d: %s", proc.pid, " ".join(argv))
         return proc
 
