@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tutorial(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project holding a copy of audits/tutorial and nothing else (no store)."""
     project = tmp_path_factory.mktemp("tutorial")
     shutil.copytree(
@@ -30,9 +29,28 @@ def tutorial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-def test_tutorial_runs_to_a_safety_case_and_a_second_run_is_a_no_op(tutorial: Path) -> None:
-    done = auditc("-C", str(tutorial), "run", "audits/tutorial", timeout=600)
+@pytest.fixture(scope="module")
+def first_run(project: Path) -> subprocess.CompletedProcess[str]:
+    """`auditc run audits/tutorial` into the fresh copy, once for the module.
+
+    Every test that reads the store asks for this fixture, so each one also runs alone
+    (`pytest -k NAME`) or in any order.
+    """
+    done = auditc("-C", str(project), "run", "audits/tutorial", timeout=600)
     assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture
+def tutorial(project: Path, first_run: subprocess.CompletedProcess[str]) -> Path:
+    """The tutorial project after its first run: `.auditc/` holds every node."""
+    return project
+
+
+def test_tutorial_runs_to_a_safety_case_and_a_second_run_is_a_no_op(
+    tutorial: Path, first_run: subprocess.CompletedProcess[str]
+) -> None:
+    done = first_run
     assert " 0 failed, 0 skipped" in done.stdout
     line = next(x for x in done.stdout.splitlines() if x.startswith("SafetyCase "))
     report = Path(line.split(": ", 1)[1])
@@ -42,18 +60,14 @@ def test_tutorial_runs_to_a_safety_case_and_a_second_run_is_a_no_op(tutorial: Pa
     assert [s["name"] for s in primary] == ["max_fpr_gap"]
     assert 0.0 <= primary[0]["value"] <= 1.0
 
-    started = time.monotonic()
     again = auditc("-C", str(tutorial), "run", "audits/tutorial")
-    took = time.monotonic() - started
     assert again.returncode == 0, again.stderr
     assert "Nothing to run: all 9 workflow nodes are complete in" in again.stdout
     assert line in again.stdout  # the same safety case, kept
-    assert took < 10  # under 1 s on an idle machine; CI machines are shared
+    # How fast the no-op is, is measured by tests/benchmarks/bench_noop.py, not here.
 
 
 def test_store_docs_examples_read_the_tutorial_store(tutorial: Path) -> None:
-    if not (tutorial / ".auditc").is_dir():
-        pytest.fail("the tutorial run above did not produce a store")
     out = run_store_docs(tutorial)
     assert "rows with errors: 0" in out
     assert "max_fpr_gap" in out and "(primary)" in out
@@ -61,8 +75,6 @@ def test_store_docs_examples_read_the_tutorial_store(tutorial: Path) -> None:
 
 def test_readme_exports_run_as_written(tutorial: Path) -> None:
     """The README's "Using results elsewhere" commands and Python, on the tutorial's store."""
-    if not (tutorial / ".auditc").is_dir():
-        pytest.fail("the tutorial run above did not produce a store")
     text = (REPO / "README.md").read_text()
     section = text.split("## Using results elsewhere", 1)[1].split("\n## ", 1)[0]
     [console] = re.findall(r"```console\n(.*?)```", section, re.S)
@@ -148,8 +160,6 @@ def test_readme_store_example_runs_as_written(tutorial: Path) -> None:
 
 def test_a_second_run_into_another_store_reproduces_every_output_digest(tutorial: Path) -> None:
     """The same commit, run twice into two stores: the same bytes (logs aside)."""
-    if not (tutorial / ".auditc").is_dir():
-        pytest.fail("the tutorial run above did not produce a store")
     again = tutorial / "second-store"
     done = auditc("-C", str(tutorial), "run", "audits/tutorial", "--store", str(again), timeout=600)
     assert done.returncode == 0, done.stderr
