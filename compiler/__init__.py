@@ -35,6 +35,7 @@ from ._scope import (
     project_paths,
     scope_project,
 )
+from ._sigstore import SigstoreIdentity, SigstoreSigner, sigstore_attest_node
 from ._validate import hash_path, load_project, tree_hashes
 from ._verify import VerifyResult, verify_audit
 
@@ -66,6 +67,9 @@ __all__ = [
     "Reference",
     "RerunResult",
     "SigningKey",
+    "SigstoreIdentity",
+    "SigstoreSigner",
+    "sigstore_attest_node",
     "SourceLocation",
     "graph_extras",
     "VerifyResult",

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
+    from ._sigstore import SigstoreIdentity
+
 __all__ = [
     "PAYLOAD_TYPE",
     "PREDICATE_TYPE",
@@ -54,6 +56,7 @@ __all__ = [
     "SigningKey",
     "attest_node",
     "build_statement",
+    "canonical_json",
     "check_attestations",
     "list_attestations",
     "pae",
@@ -89,7 +92,8 @@ def build_statement(manifest: Manifest, manifest_digest: FileDigest) -> dict[str
     }
 
 
-def _canonical(value: Any) -> bytes:
+def canonical_json(value: Any) -> bytes:
+    """The bytes auditc signs: JSON with sorted keys and no spaces."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -206,7 +210,7 @@ def attest_node(store: Store, node: str, key: SigningKey) -> str:
     if manifest is None or manifest.status != "complete":
         raise StoreError(f"{store.uri_of(node)}: not a complete node; nothing to attest")
     statement = build_statement(manifest, store.hash_file(node, MANIFEST_FILE))
-    payload = _canonical(statement)
+    payload = canonical_json(statement)
     envelope = {
         "payloadType": PAYLOAD_TYPE,
         "payload": base64.b64encode(payload).decode(),
@@ -231,35 +235,94 @@ class Attestation:
 
     file: str
     """Relative to the node directory (`_attestations/…`)."""
-    kind: Literal["ed25519"]
+    kind: Literal["ed25519", "sigstore"]
     signer: str
-    """The signing key's id (sha256 of its public key)."""
+    """ed25519: the signing key's id (sha256 of its public key); sigstore: the identity
+    its certificate names (a CI workflow's URI, an e-mail address)."""
     subjects: int
     """How many files it covers (the manifest included)."""
     verified: bool | None = None
-    """True when a trusted key's signature holds and the subjects match the node's files;
-    False when not; None when no trusted key was given."""
+    """True when a trusted signer's signature holds and the subjects match the node's
+    files; False when not; None when no trusted signer was given."""
     problem: str | None = None
+    issuer: str | None = None
+    """sigstore: the OIDC issuer that vouched for the identity."""
+
+    def describe(self) -> str:
+        """Who signed, in words: `key 5f3a9c2e1d0b7a64`, `https://github.com/… (issuer …)`."""
+        if self.kind == "ed25519":
+            return f"key {self.signer[:16]}"
+        return f"{self.signer} (Sigstore, issuer {self.issuer})"
+
+
+_UNTRUSTED = "signed by no trusted "
 
 
 def list_attestations(
-    store: Store, node: str, keys: list[PublicKey] | None = None
+    store: Store,
+    node: str,
+    keys: list[PublicKey] | None = None,
+    identities: list[SigstoreIdentity] | None = None,
 ) -> list[Attestation]:
-    """The node's attestations, checked against `keys` when given (who signed what).
+    """The node's attestations (who signed what), checked when trusted signers are given.
+
+    Args:
+        store: The store.
+        node: The node path.
+        keys: Trusted Ed25519 public keys.
+        identities: Trusted Sigstore identities.
 
     Raises:
         StoreError: the node's manifest or an attestation cannot be read.
     """
+    from ._sigstore import BUNDLE_SUFFIX
+
     manifest = store.read_manifest(node)
     if manifest is None:
         return []
     expected = build_statement(manifest, store.hash_file(node, MANIFEST_FILE))["subject"]
+    checking = bool(keys or identities)
     found: list[Attestation] = []
     for relative in store.list_files(node, ATTESTATIONS_DIR):
+        where = posixpath.join(ATTESTATIONS_DIR, relative)
         if relative.endswith(_ENVELOPE_SUFFIX):
-            where = posixpath.join(ATTESTATIONS_DIR, relative)
-            found.append(_check_envelope(store.read_bytes(node, where), where, expected, keys))
+            raw = store.read_bytes(node, where)
+            found.append(_check_envelope(raw, where, expected, (keys or []) if checking else None))
+        elif relative.endswith(BUNDLE_SUFFIX):
+            raw = store.read_bytes(node, where)
+            found.append(
+                _check_bundle(raw, where, expected, (identities or []) if checking else None)
+            )
     return found
+
+
+def _check_bundle(
+    raw: bytes,
+    where: str,
+    expected: list[dict[str, Any]],
+    identities: list[SigstoreIdentity] | None,
+) -> Attestation:
+    from ._sigstore import bundle_signer, verify_bundle
+
+    try:
+        identity, issuer, statement = bundle_signer(raw)
+        subjects = len(statement.get("subject", []))
+    except ValueError as exc:
+        return Attestation(where, "sigstore", "?", 0, False, f"not a Sigstore bundle: {exc}")
+    if identities is None:
+        return Attestation(where, "sigstore", identity, subjects, issuer=issuer)
+    trusted = [t for t in identities if (t.identity, t.issuer) == (identity, issuer)]
+    if not trusted:
+        untrusted = f"{_UNTRUSTED}identity ({identity}, issuer {issuer})"
+        return Attestation(where, "sigstore", identity, subjects, False, untrusted, issuer)
+    problem, signed = verify_bundle(raw, trusted[0])
+    if problem is None:
+        try:
+            problem = _statement_problem(signed, expected)
+        except (KeyError, TypeError, AttributeError) as exc:
+            problem = f"the signed statement is not an in-toto Statement: {exc}"
+    verified = problem is None
+    return Attestation(where, "sigstore", identity, subjects, verified, problem, issuer)
 
 
 def _check_envelope(
@@ -296,7 +359,7 @@ def _trusted_signature(
     by_id = {key.keyid: key for key in keys}
     trusted = [(by_id[k], sig) for k, sig in signatures if k in by_id]
     if not trusted:
-        return "signed by no trusted key (keyids " + ", ".join(k[:16] for k, _ in signatures) + ")"
+        return f"{_UNTRUSTED}key (keyids " + ", ".join(k[:16] for k, _ in signatures) + ")"
     if any(key.verifies(sig, signed) for key, sig in trusted):
         return None
     return "the signature does not match the statement (it was changed after signing)"
@@ -320,19 +383,30 @@ def _statement_problem(statement: Any, expected: list[dict[str, Any]]) -> str | 
     return None
 
 
-def check_attestations(store: Store, node: str, keys: list[PublicKey]) -> list[Problem]:
-    """Problems with a node's attestations: none verifies with a trusted key, or one fails.
+def check_attestations(
+    store: Store,
+    node: str,
+    keys: list[PublicKey],
+    identities: list[SigstoreIdentity] | None = None,
+) -> list[Problem]:
+    """Problems with a node's attestations: none verifies with a trusted signer, or one fails.
+
+    Any one trusted signer (a key or a Sigstore identity) is enough; every attestation
+    by a trusted signer must hold.
 
     Raises:
         StoreError: the node's manifest or an attestation cannot be read.
     """
-    attestations = list_attestations(store, node, keys)
+    attestations = list_attestations(store, node, keys, identities or [])
     problems = [
         Problem(node, a.file, "bad-attestation", a.problem or "does not verify")
         for a in attestations
-        if a.verified is False and not (a.problem or "").startswith("signed by no trusted key")
+        if a.verified is False and not (a.problem or "").startswith(_UNTRUSTED)
     ]
     if not any(a.verified for a in attestations) and not problems:
-        ids = ", ".join(k.keyid[:16] for k in keys)
-        problems.append(Problem(node, None, "unsigned", f"no attestation signed by {ids}"))
+        trusted = [f"key {k.keyid[:16]}" for k in keys]
+        trusted += [t.describe() for t in identities or []]
+        problems.append(
+            Problem(node, None, "unsigned", "no attestation signed by " + ", ".join(trusted))
+        )
     return problems

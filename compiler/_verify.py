@@ -2,8 +2,8 @@
 
 `verify_audit` re-hashes every file of the chosen nodes (all of the store, or the
 nodes of the current specs), checks each node's upstream nodes are there and complete,
-and — given public keys — that each node carries an attestation a trusted key signed,
-whose subjects are the node's files as they are now.
+and — given public keys or Sigstore identities — that each node carries an attestation
+a trusted signer signed, whose subjects are the node's files as they are now.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from schemas import Problem, Store, verify_store
 
 from ._attest import PublicKey, check_attestations
+from ._sigstore import SigstoreIdentity
 
 __all__ = ["VerifyResult", "verify_audit"]
 
@@ -37,6 +38,7 @@ def verify_audit(
     *,
     nodes: Collection[str] | None = None,
     keys: list[PublicKey] | None = None,
+    identities: list[SigstoreIdentity] | None = None,
     on_node: Callable[[str], None] | None = None,
 ) -> VerifyResult:
     """Check the store's nodes (or the node paths in `nodes`) and, with `keys`, their signatures.
@@ -47,7 +49,8 @@ def verify_audit(
             specs; a path the store does not hold is a `not-run` problem. Default: every
             node of the store.
         keys: Trusted public keys: each complete node must carry an attestation one of
-            them signed, and every attestation by them must hold.
+            them (or one of `identities`) signed, and every attestation by them must hold.
+        identities: Trusted Sigstore identities, as `keys`.
         on_node: Called with each node path before it is checked (progress).
 
     Raises:
@@ -68,11 +71,11 @@ def verify_audit(
             for path in sorted(wanted - set(checked))
             if not store.is_dir(path)
         )
-    if keys:
+    if keys or identities:
         for path in checked:
             manifest = store.read_manifest(path) if _readable(problems, path) else None
             if manifest is not None and manifest.status == "complete":
-                problems.extend(check_attestations(store, path, keys))
+                problems.extend(check_attestations(store, path, keys or [], identities))
     return VerifyResult(checked, sorted(problems))
 
 

@@ -28,7 +28,7 @@ __all__ = [
     "require_extra",
 ]
 
-Extra = Literal["results", "run", "notebooks", "huggingface", "kubernetes", "s3"]
+Extra = Literal["results", "run", "notebooks", "huggingface", "kubernetes", "s3", "sigstore"]
 
 EXTRA_MODULES: dict[Extra, tuple[str, ...]] = {
     "results": ("pyarrow", "numpy", "scipy", "statsmodels", "jinja2", "matplotlib", "cryptography"),
@@ -48,6 +48,7 @@ EXTRA_MODULES: dict[Extra, tuple[str, ...]] = {
     "huggingface": ("huggingface_hub", "transformers", "torch"),
     "kubernetes": ("pyarrow", "pulumi", "pulumi_kubernetes", "kubernetes_validate", "packaging"),
     "s3": ("pyarrow",),
+    "sigstore": ("sigstore",),
 }
 """The import names each extra of the `auditc` distribution provides (pyproject.toml)."""
 

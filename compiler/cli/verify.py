@@ -1,11 +1,16 @@
-"""`auditc verify [PATHS] [--select NAME[+]] [--store URI] [--key PUB]… [--rerun NAME]`."""
+"""`auditc verify [PATHS] [--select NAME[+]] [--store URI] [--key PUB]… [--identity ID --issuer URL]…
+[--rerun NAME]`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from compiler import SigstoreIdentity
 
 from ._common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, Settings, paths_argument
 
@@ -40,6 +45,30 @@ from ._common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, Settings, paths_argu
     "it signed, matching the node's files. Repeatable.",
 )
 @click.option(
+    "--identity",
+    "identities",
+    multiple=True,
+    metavar="ID",
+    help="Trusted Sigstore identity: the signing certificate's subject, e.g. a GitHub "
+    "workflow `https://github.com/OWNER/REPO/.github/workflows/FILE@refs/heads/main` or an "
+    "e-mail address. Repeatable; each needs an --issuer (given once for all, or once each).",
+)
+@click.option(
+    "--issuer",
+    "issuers",
+    multiple=True,
+    metavar="URL",
+    help="The OIDC issuer that vouched for --identity, e.g. "
+    "https://token.actions.githubusercontent.com.",
+)
+@click.option(
+    "--trust-config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="FILE",
+    help="Sigstore client trust config (JSON) of the instance that certified --identity "
+    "[default: the public-good instance's trusted root, fetched through TUF].",
+)
+@click.option(
     "--rerun",
     metavar="NAME",
     help="Run the node NAME of the current specs again into a temporary store and compare "
@@ -60,6 +89,9 @@ def command(
     selected: tuple[str, ...],
     store: str | None,
     keys: tuple[Path, ...],
+    identities: tuple[str, ...],
+    issuers: tuple[str, ...],
+    trust_config: Path | None,
     rerun: str | None,
     format_: str,
 ) -> None:
@@ -84,7 +116,8 @@ def command(
         return
     nodes = _spec_nodes(settings, paths, selected) if paths or selected else None
     trusted = [PublicKey.load(path) for path in keys]
-    result = verify_audit(opened, nodes=nodes, keys=trusted or None)
+    trusted_ids = _identities(identities, issuers, trust_config)
+    result = verify_audit(opened, nodes=nodes, keys=trusted or None, identities=trusted_ids)
     if format_ == "json":
         click.echo(
             json.dumps(
@@ -104,7 +137,9 @@ def command(
         for problem in result.problems:
             click.echo(problem.render())
     n = len(result.nodes)
-    signed = f" and signed by {_plural(len(trusted), 'trusted key')}" if trusted else ""
+    signers = [_plural(len(trusted), "trusted key")] if trusted else []
+    signers += [_plural(len(trusted_ids), "Sigstore identity")] if trusted_ids else []
+    signed = f" and signed by {' or '.join(signers)}" if signers else ""
     if result.ok:
         click.echo(
             f"{_plural(n, 'node')} verified: every file matches its manifest{signed}", err=True
@@ -120,7 +155,33 @@ def command(
 
 
 def _plural(n: int, word: str) -> str:
+    if n != 1 and word.endswith("y"):
+        return f"{n} {word[:-1]}ies"
     return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _identities(
+    identities: tuple[str, ...], issuers: tuple[str, ...], trust_config: Path | None
+) -> list[SigstoreIdentity]:
+    from compiler import SigstoreIdentity
+    from schemas import UsageError, require_extra
+
+    if not identities:
+        if issuers or trust_config:
+            raise UsageError("--issuer and --trust-config go with --identity ID")
+        return []
+    if len(issuers) == 1:
+        issuers = issuers * len(identities)
+    if len(issuers) != len(identities):
+        raise UsageError(
+            f"{len(identities)} --identity and {len(issuers)} --issuer: give one --issuer "
+            "for all, or one for each --identity (in the same order)"
+        )
+    require_extra("sigstore", "auditc verify --identity")
+    return [
+        SigstoreIdentity(identity, issuer, trust_config)
+        for identity, issuer in zip(identities, issuers, strict=True)
+    ]
 
 
 def _spec_nodes(settings: Settings, paths: tuple[str, ...], selected: tuple[str, ...]) -> list[str]:

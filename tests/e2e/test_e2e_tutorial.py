@@ -194,27 +194,48 @@ def test_a_second_run_into_another_store_reproduces_every_output_digest(tutorial
 
 
 def test_the_store_docs_commands_sign_and_verify_the_tutorial(tutorial: Path) -> None:
-    """The `console` commands of docs/store.md, as written, on the tutorial's store."""
+    """The `console` commands of docs/store.md, as written, on the tutorial's store.
+
+    The auditor's run in the project directory; the reviewer's (`console reviewer`
+    blocks) in a directory holding only what the auditor sent — the archive and the
+    public key — and, for the specs, a copy of the project without its store.
+    """
     import re
     import shlex
     import subprocess
 
     text = (REPO / "docs" / "store.md").read_text()
+    blocks = re.findall(r"```console( reviewer)?\n(.*?)```", text, re.S)
     commands = [
-        line[2:].split("  #")[0].strip()
-        for block in re.findall(r"```console\n(.*?)```", text, re.S)
+        (bool(reviewer), line[2:].split("  #")[0].strip())
+        for reviewer, block in blocks
         for line in block.splitlines()
         if line.startswith("$ ")
     ]
-    assert "auditc attest --key auditor.pem" in commands
+    assert (False, "auditc attest --key auditor.pem") in commands
+    assert (True, "auditc verify --store received/.auditc --key auditor.pub") in commands
+    reviewer = tutorial.parent / "reviewer"
     results = {}
-    for command in commands:
+    for by_reviewer, command in commands:
+        if by_reviewer and not reviewer.exists():
+            reviewer.mkdir()
+            for sent in ("audit.tar.gz", "auditor.pub"):
+                shutil.copy(tutorial / sent, reviewer / sent)
+            shutil.copytree(tutorial / "audits", reviewer / "project" / "audits")
         argv = shlex.split(command)
-        if argv[0] == "auditc":  # in the project directory, as a user types it
+        if argv[0] == "auditc":  # as a user types it
             argv = [*AUDITC, *argv[1:]]
-        done = subprocess.run(argv, cwd=tutorial, capture_output=True, text=True, timeout=600)
+        cwd = reviewer if by_reviewer else tutorial
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600)
         results.setdefault(command, []).append((done.returncode, done.stderr[-300:]))
     assert all(code == 0 for runs in results.values() for code, _ in runs), results
     done = auditc("-C", str(tutorial), "verify", "--key", str(tutorial / "auditor.pub"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "signed by 1 trusted key" in done.stderr
+
+    # What the reviewer's verify proves: a changed byte in what was received fails it.
+    [scores] = (reviewer / "received" / ".auditc").glob("method/*/*/_case/scores.json")
+    scores.write_text(scores.read_text() + " ")
+    verify = [*AUDITC, "verify", "--store", "received/.auditc", "--key", "auditor.pub"]
+    done = subprocess.run(verify, cwd=reviewer, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1 and "_case/scores.json: changed" in done.stdout, done.stdout

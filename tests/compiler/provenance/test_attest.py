@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,8 @@ from securesystemslib.signer import SSlibKey
 from compiler import PublicKey, SigningKey, attest_node, list_attestations
 from compiler._attest import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE
 from compiler.cli.main import main
-from schemas import Manifest, Store, node_path
+from schemas import Store, node_path
 
-NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 DATASET = node_path("Dataset", "d", "d" * 20)
 CASE = node_path("Method", "case", "c" * 20)
 
@@ -41,43 +39,6 @@ def write_key(directory: Path, name: str) -> tuple[Path, Path]:
         )
     )
     return private, public
-
-
-def commit(store: Store, path: str, files: dict[str, bytes], **fields: object) -> None:
-    kind, name, node_id = path.split("/")
-    for relative, data in files.items():
-        store.write_output(data, path, relative)
-    manifest = Manifest.model_validate(
-        {
-            "kind": "Method" if kind == "method" else "Dataset",
-            "name": name,
-            "id": node_id,
-            "status": "complete",
-            "spec": {"kind": kind, "spec": {"x": 1}},
-            "auditc_version": "test",
-            "git_commit": "a" * 40,
-            "git_dirty": False,
-            "started_at": NOW,
-            "finished_at": NOW,
-            "duration_s": 1.0,
-            "outputs": store.collect_outputs(path),
-            **fields,
-        }
-    )
-    store.write_manifest(path, manifest)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    store = Store.open(tmp_path / "store")
-    commit(store, DATASET, {"part-00000.parquet": b"rows", "_logs/dataset.log": b"ok"})
-    commit(
-        store,
-        CASE,
-        {"part-00000.parquet": b"scores", "_case/scores.json": b'{"v": 0.8}'},
-        upstream={"Dataset/d": "d" * 20},
-    )
-    return store
 
 
 @pytest.fixture
