@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas import (
     CASE_HTML_FILE,
@@ -42,6 +42,9 @@ from schemas import (
 )
 
 from . import _plots
+
+if TYPE_CHECKING:
+    from .._attest import Attestation
 from ._breakdowns import GroupTable, group_table
 from ._results import (
     Audit,
@@ -249,8 +252,8 @@ class CaseView:
         """The headline score of this safety case."""
         return next((r for r in self.rows if r.primary), self.rows[0] if self.rows else None)
 
-    signed_by: list[str] = field(default_factory=list)
-    """Key ids of the safety case's attestations."""
+    signed_by: list[Attestation] = field(default_factory=list)
+    """Who signed the safety case's files and provenance, and how many files."""
     source: str = ""
     """The run's directory in the store (the node's, or `<node>/_runs/<n>` for an earlier run)."""
     run: int = 1
@@ -283,9 +286,9 @@ class NodeView:
     """(Kind/name, id, link or None when the store lacks it)."""
     spec_json: str
     used_by: list[str]
-    signed_by: list[str] = field(default_factory=list)
-    """Key ids of the node's attestations (what signed its files and provenance; check
-    them with `auditc verify --key`)."""
+    signed_by: list[Attestation] = field(default_factory=list)
+    """Who signed the node's files and provenance (check them with `auditc verify --key`
+    or `--identity`)."""
     earlier_runs: list[Manifest] = field(default_factory=list)
     """Runs of the same node id that an `auditc run --force` replaced, oldest first."""
 
@@ -412,7 +415,7 @@ class _Builder:
             docs.get("title"),
             docs.get("summary"),
             datasets,
-            self._signers(case.manifest),
+            self._signers(case.path),
             case.path,
             case.run,
             case.run_path is None,
@@ -556,7 +559,7 @@ class _Builder:
             upstream,
             self._redact(json.dumps(manifest.spec, indent=2, sort_keys=True, default=str)),
             used_by.get(NodeRef.of(manifest), []),
-            self._signers(manifest),
+            self._signers(node_path(manifest.kind, manifest.name, manifest.id)),
             self._earlier_runs(manifest),
         )
 
@@ -564,11 +567,11 @@ class _Builder:
         path = node_path(manifest.kind, manifest.name, manifest.id)
         return [r.manifest for r in self.results.store.node_runs(path) if not r.current]
 
-    def _signers(self, manifest: Manifest) -> list[str]:
+    def _signers(self, path: str) -> list[Attestation]:
+        """Who signed the run at `path` (an earlier run's attestations moved with it)."""
         from .._attest import list_attestations
 
-        path = node_path(manifest.kind, manifest.name, manifest.id)
-        return sorted({a.signer for a in list_attestations(self.results.store, path)})
+        return sorted(list_attestations(self.results.store, path), key=lambda a: a.file)
 
 
 # ----------------------------------------------------------------- helpers

@@ -209,6 +209,14 @@ def test_the_report_shows_who_signed_each_run(
     [case_page] = site.glob("case-case-*.html")
     page = case_page.read_text()
     assert "<dt>Signed by</dt>" in page and f"key <code>{keyid}</code>" in page
+    # …and what: how many files, as which attestation.
+    case_dir = node(project, "method", "case")
+    files = len(json.loads((case_dir / "_manifest.json").read_text())["outputs"])
+    envelope = f"_attestations/ed25519-{keyid}.dsse.json"
+    assert (
+        f"key <code>{keyid}</code>: {files} files and the manifest, as <code>{envelope}</code>"
+        in page
+    )
 
 
 @pytest.mark.parametrize(
