@@ -467,3 +467,9 @@ def github_actions(fake_sigstore: FakeSigstore, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", RUNNER_REQUEST_TOKEN)
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", f"{fake_sigstore.url}/github-oidc?v=2.0")
+
+
+@pytest.fixture
+def another_sigstore() -> FakeSigstore:
+    """Another Sigstore instance (keys and trust config only; nothing served)."""
+    return FakeSigstore(url="http://127.0.0.1:9")

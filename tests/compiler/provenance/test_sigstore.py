@@ -113,12 +113,14 @@ def test_what_was_signed_cannot_change(
 
 
 def test_a_bundle_of_another_sigstore_instance_does_not_verify(
-    store: Store, signed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    store: Store,
+    signed: Path,
+    another_sigstore: object,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from conftest import FakeSigstore  # type: ignore[import-not-found]
-
-    stranger = FakeSigstore(url="http://127.0.0.1:9")
-    config = stranger.write_trust_config(tmp_path / "stranger.json")
+    stranger = another_sigstore.write_trust_config  # type: ignore[attr-defined]
+    config = stranger(tmp_path / "stranger.json")
     trust = ("--identity", WORKFLOW, "--issuer", ISSUER, "--trust-config", str(config))
     code, out, _ = verify(capsys, store, *trust)
     assert code == 1
