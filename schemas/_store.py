@@ -174,6 +174,9 @@ class Manifest(_StoreModel):
     """Project-relative path → sha256 of every file it read."""
     model_revision: str | None = None
     image: str | None = None
+    image_digests: dict[str, str | None] = Field(default_factory=dict)
+    """Every container image the node's pods ran on Kubernetes, reference → its `sha256:…`
+    digest (None where the stack named a tag, whose digest is unknown before the run)."""
     auditc_version: str
     git_commit: str | None = None
     """`git rev-parse HEAD` of the project (None outside git)."""

@@ -58,6 +58,12 @@ if TYPE_CHECKING:
     help="Only these resources and what they need (`name`, or `name+` with its downstream).",
 )
 @click.option(
+    "--require-digests",
+    is_flag=True,
+    help="Fail when an image is named by tag instead of by digest (repo@sha256:…), as the "
+    "stack setting auditc:images.requireDigests does; without it, a tag is a warning.",
+)
+@click.option(
     "--validate/--no-validate",
     default=True,
     show_default=True,
@@ -74,6 +80,7 @@ def command(
     namespace: str | None,
     runner_image: str | None,
     select: tuple[str, ...],
+    require_digests: bool,
     validate: bool,
 ) -> None:
     """Compile the specs under PATHS (default: audits/, or the stack's specs) into OUT.
@@ -95,6 +102,9 @@ def command(
         click.echo(f"wrote {len(written)} node files to {out}")
         return
     assert config is not None
+    if require_digests:
+        images = config.images.model_copy(update={"require_digests": True})
+        config = config.model_copy(update={"images": images})
     from compiler.backends.kubernetes import (
         KUBERNETES_VERSION,
         render_manifests,

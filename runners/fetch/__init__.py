@@ -5,6 +5,10 @@
   input is missing or does not match, so the Job fails at once.
 - `python -m runners.fetch commit CONFIG.json` writes the node's `_manifest.json` after
   its step succeeded (runners never write manifests; the backend does, last).
+- `python -m runners.fetch wait CONFIG.json` (asynchronous runs) waits until the nodes a
+  pod reads are committed to the store, and a prefetched model is in the shared cache.
+- `python -m runners.fetch model CONFIG.json` downloads a model's weights once into the
+  shared model cache (the prefetch Job).
 
 Example:
     >>> from runners.fetch import FetchConfig, fetch_inputs   # doctest: +SKIP
@@ -21,6 +25,8 @@ from ._layout import (
     tree_digest,
     tree_key,
 )
+from ._model import ModelFetchConfig, prefetch_model
+from ._wait import WaitConfig, WaitNode, wait_for_inputs
 
 __all__ = [
     "INPUTS_PREFIX",
@@ -31,10 +37,15 @@ __all__ = [
     "FetchItem",
     "FetchResult",
     "InputError",
+    "ModelFetchConfig",
     "TreeListing",
+    "WaitConfig",
+    "WaitNode",
     "blob_key",
     "commit_node",
     "fetch_inputs",
+    "prefetch_model",
     "tree_digest",
     "tree_key",
+    "wait_for_inputs",
 ]

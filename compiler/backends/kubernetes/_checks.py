@@ -5,7 +5,11 @@
 - a `python`-runner Model whose package the runner image does not contain
   (`auditc:images.runnerPackages` records what the image was built with);
 - a `huggingface`-runner service when the image was built without the
-  `huggingface` extra (`auditc:images.runnerExtras`).
+  `huggingface` extra (`auditc:images.runnerExtras`);
+- a GPU service that pins an `accelerator.product` that `scheduling.gpuProducts` leaves out.
+
+`image_problems` lists every image the pods would run that is named by tag instead of
+by digest: a warning, or an error with `images.requireDigests` / `compile --require-digests`.
 
 Pure: reads the graph and the stack settings only.
 """
@@ -23,7 +27,7 @@ from ._config import KubernetesConfig
 if TYPE_CHECKING:
     from ..._resolve import Graph, Node
 
-__all__ = ["pod_warnings"]
+__all__ = ["image_problems", "pod_images", "pod_warnings"]
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 
@@ -42,6 +46,15 @@ def _service_warnings(graph: Graph, node: Node, config: KubernetesConfig) -> lis
     assert isinstance(service, InferenceService)
     runner = service.spec.runner
     where = f"InferenceService/{node.name} ({node.location})"
+    accelerator = service.spec.resources.accelerator
+    products = config.scheduling.gpu_products
+    if accelerator is not None and accelerator.product and products:  # noqa: SIM102
+        if accelerator.product not in products:
+            return [
+                f"{where}: resources.accelerator.product {accelerator.product} is not among "
+                f"auditc:scheduling.gpuProducts ({', '.join(products)}); its pods are placed "
+                "on that product's nodes only"
+            ]
     if runner.kind == "external" and _is_loopback(runner.url):
         return [
             f"{where}: runner.url {runner.url} is a loopback address: in a pod it reaches "
@@ -99,3 +112,32 @@ def _missing_package(wanted: str, installed: list[str]) -> str | None:
             + hint
         )
     return f"needs {wanted}, which the runner image does not list; " + hint
+
+
+def pod_images(graph: Graph, config: KubernetesConfig) -> dict[str, str]:
+    """Every image the graph's pods run → where it comes from (`auditc:images.runner`, …)."""
+    found: dict[str, str] = {config.images.runner: "auditc:images.runner"}
+    for node in graph:
+        service = node.resource
+        if not isinstance(service, InferenceService):
+            continue
+        runner = service.spec.runner
+        if runner.kind == "vllm":
+            if config.images.vllm is not None:
+                found.setdefault(config.images.vllm, "auditc:images.vllm")
+            else:
+                found.setdefault(runner.image, f"InferenceService/{node.name} runner.image")
+        elif runner.kind == "container":
+            found.setdefault(runner.image, f"InferenceService/{node.name} runner.image")
+    return found
+
+
+def image_problems(graph: Graph, config: KubernetesConfig) -> list[str]:
+    """One message per image named by a tag instead of a digest (`repo@sha256:…`)."""
+    return [
+        f"{where}: image {reference} is named by tag, not by digest: the registry can "
+        "change what it runs; pin it as repo@sha256:… (`docker buildx imagetools inspect "
+        f"{reference}` prints the digest)"
+        for reference, where in pod_images(graph, config).items()
+        if "@" not in reference
+    ]

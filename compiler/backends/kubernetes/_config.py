@@ -26,21 +26,36 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from schemas import Issue, Quantity, SpecValidationError, UsageError, format_loc
+from schemas import (
+    IMAGE_REFERENCE_PATTERN,
+    LABEL_VALUE_PATTERN,
+    Issue,
+    Quantity,
+    SpecValidationError,
+    UsageError,
+    format_loc,
+)
 
 __all__ = [
     "CONFIG_NAMESPACE",
     "DEFAULT_RUNNER_IMAGE",
+    "BudgetConfig",
     "ContainerResources",
+    "CpuPlacement",
+    "EgressRule",
     "GpuConfig",
     "ImagesConfig",
     "JobsConfig",
     "KubernetesConfig",
     "ModelCacheConfig",
+    "NetworkConfig",
     "PvcConfig",
     "ResourcesConfig",
     "SecretKeyRef",
+    "SchedulingConfig",
+    "ScratchConfig",
     "SecretsConfig",
+    "ServiceAccountConfig",
     "StoreConfig",
     "Toleration",
     "load_stack_config",
@@ -107,10 +122,14 @@ class StoreConfig(_Config):
 class ImagesConfig(_Config):
     """Container images. Pin them by digest (`repo@sha256:…`) in production stacks."""
 
-    runner: str = DEFAULT_RUNNER_IMAGE
-    """auditc's runner image: python/huggingface servers, evaluation client, methods, ingestion."""
-    vllm: str | None = None
-    """Overrides every `vllm` service's `runner.image`."""
+    runner: str = Field(default=DEFAULT_RUNNER_IMAGE, pattern=IMAGE_REFERENCE_PATTERN)
+    """auditc's runner image: python/huggingface servers, evaluation client, methods,
+    ingestion. `repo:tag`, or by digest `repo@sha256:…` (`compile` warns on a tag)."""
+    vllm: str | None = Field(default=None, pattern=IMAGE_REFERENCE_PATTERN)
+    """Overrides every `vllm` service's `runner.image` (`repo@sha256:…` pins it)."""
+    require_digests: bool = False
+    """Every image must be named by digest: a tag is an error of `compile` and
+    `pulumi preview` instead of a warning (`compile --require-digests` does the same)."""
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     runner_packages: list[str] = Field(default_factory=list)
     """Pip requirements built into the runner image (`--build-arg EXTRA_PACKAGES`), such as
@@ -220,6 +239,193 @@ class JobsConfig(_Config):
     """Added to each timeout for image pulls and input downloads."""
     dataset_deadline_seconds: int = Field(default=3600, ge=1)
     """How long a dataset ingestion Job may run (Datasets have no timeout of their own)."""
+    wait_for_completion: bool = True
+    """`pulumi up` waits for each Job to complete, in dependency order. False: it returns
+    once the Jobs are submitted (`pulumi.com/skipAwait`); each pod first waits in the
+    cluster for its inputs to be committed to the store, and `auditc status` / `auditc
+    wait --stack NAME` follow the run."""
+    prefetch_deadline_seconds: int = Field(default=7200, ge=1)
+    """How long a model prefetch Job may run (downloading the weights once)."""
+
+
+class CpuPlacement(_Config):
+    """Where Job pods without a GPU go (dataset, method, commit, prefetch, CPU evaluations)."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    runtime_class_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN)
+
+
+class SchedulingConfig(_Config):
+    """How auditc's Jobs share a cluster: a Kueue queue, priorities, runtime and node placement.
+
+    Applied to Jobs only (never to sessions' Deployments), unlike `labels`.
+
+    Example:
+
+    ```yaml
+    auditc:scheduling:
+      queueName: team-safety               # Kueue LocalQueue: Jobs are created suspended
+      workloadPriorityClass: audits-low    # Kueue WorkloadPriorityClass
+      priorityClassName: batch-low
+      runtimeClassName: nvidia             # pods that ask for a GPU
+      gpuProducts: [NVIDIA-H100-80GB-HBM3, NVIDIA-A100-SXM4-80GB]
+      cpu: {nodeSelector: {pool: cpu}}
+    ```
+    """
+
+    queue_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN)
+    """A Kueue LocalQueue of the namespace: each Job gets the `kueue.x-k8s.io/queue-name`
+    label and is created suspended; Kueue starts it once the queue admits it (a suspended
+    Job's `activeDeadlineSeconds` does not run while it waits)."""
+    workload_priority_class: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN)
+    """A Kueue WorkloadPriorityClass (`kueue.x-k8s.io/priority-class`); needs `queueName`."""
+    queue_wait_seconds: int = Field(default=6 * 3600, ge=0)
+    """How much longer `pulumi up` waits for a queued Job than its deadline (time in the queue)."""
+    priority_class_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN)
+    """A PriorityClass of every Job pod (`spec.priorityClassName`)."""
+    runtime_class_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN)
+    """RuntimeClass of pods that ask for a GPU (`nvidia` with the GPU operator's runtime)."""
+    gpu_products: list[str] = Field(default_factory=list)
+    """GPU products any of which will do (`H100 or A100`): a required node affinity on
+    `gpu.productLabel` for GPU pods whose service pins no `accelerator.product`."""
+    cpu: CpuPlacement = CpuPlacement()
+    """Node selector, tolerations and runtime class of Job pods without a GPU."""
+
+    @field_validator("gpu_products")
+    @classmethod
+    def _label_values(cls, value: list[str]) -> list[str]:
+        import re
+
+        for item in value:
+            if len(item) > 63 or not re.fullmatch(LABEL_VALUE_PATTERN, item):
+                raise ValueError(f"{item!r} is not a Kubernetes label value")
+        return value
+
+    @model_validator(mode="after")
+    def _priority_needs_queue(self) -> SchedulingConfig:
+        if self.workload_priority_class is not None and self.queue_name is None:
+            raise ValueError("'workloadPriorityClass' is Kueue's: set 'queueName' too")
+        return self
+
+
+class ServiceAccountConfig(_Config):
+    """The identity of auditc's pods: workload identity instead of static store keys.
+
+    IRSA: `annotations: {eks.amazonaws.com/role-arn: …}`; GKE: `{iam.gke.io/gcp-service-account: …}`;
+    Azure: `annotations: {azure.workload.identity/client-id: …}` and
+    `podLabels: {azure.workload.identity/use: "true"}`; EKS Pod Identity: the name only.
+    """
+
+    name: str = Field(default="auditc-runner", pattern=_DNS_SUBDOMAIN)
+    create: bool = True
+    """Create the account (with `annotations`), or use an existing one of this name."""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    """On the ServiceAccount auditc creates (a role ARN, a cloud service account)."""
+    pod_labels: dict[str, str] = Field(default_factory=dict)
+    """On every pod (Azure's `azure.workload.identity/use: "true"`)."""
+
+    @model_validator(mode="after")
+    def _annotations_need_create(self) -> ServiceAccountConfig:
+        if self.annotations and not self.create:
+            raise ValueError(
+                "'annotations' go on an account auditc creates; with 'create: false' "
+                "annotate the existing account yourself"
+            )
+        return self
+
+
+class EgressRule(_Config):
+    """Where pods may connect: an IP block or in-cluster pods, on some ports (all without `to`)."""
+
+    cidr: str | None = None
+    """An IP block (`10.0.0.0/8`, `0.0.0.0/0`)."""
+    except_: list[str] = Field(default_factory=list, alias="except")
+    """Blocks within `cidr` that stay closed."""
+    namespace: str | None = Field(default=None, pattern=_DNS_LABEL)
+    """Pods of this namespace (with `podLabels`, only those)."""
+    pod_labels: dict[str, str] = Field(default_factory=dict)
+    ports: list[int] = Field(default_factory=list)
+    """TCP ports (UDP too for 53); empty: every port."""
+    protocols: list[Literal["TCP", "UDP"]] = Field(default_factory=lambda: ["TCP"])  # type: ignore[arg-type]
+
+    @field_validator("cidr", "except_")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        import ipaddress
+
+        for item in [value] if isinstance(value, str) else value or []:
+            try:
+                ipaddress.ip_network(item)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP block: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_peer(self) -> EgressRule:
+        if self.cidr is not None and (self.namespace is not None or self.pod_labels):
+            raise ValueError("an egress rule is an IP block ('cidr') or pods, not both")
+        if self.except_ and self.cidr is None:
+            raise ValueError("'except' narrows a 'cidr'")
+        return self
+
+
+_PRIVATE = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
+
+
+def _public_https() -> list[EgressRule]:
+    return [EgressRule.model_validate({"cidr": "0.0.0.0/0", "except": _PRIVATE, "ports": [443]})]
+
+
+class NetworkConfig(_Config):
+    """NetworkPolicies of auditc's Job pods: no ingress, and egress only where declared.
+
+    Every Job pod may reach DNS, the store and `extra`; pods that download from the
+    Hugging Face Hub (model prefetch, Hub datasets, servers without a prefetched cache)
+    also `hub`; an evaluation of an `external` service also that service's rules.
+    """
+
+    policies: bool = True
+    """Declare the NetworkPolicies (needs a CNI that enforces them: Calico, Cilium, …)."""
+    dns: list[EgressRule] = Field(
+        default_factory=lambda: [
+            EgressRule(
+                namespace="kube-system",
+                pod_labels={"k8s-app": "kube-dns"},
+                ports=[53],
+                protocols=["UDP", "TCP"],
+            )
+        ]
+    )
+    """The cluster's DNS (kube-dns / CoreDNS in kube-system)."""
+    store: list[EgressRule] | None = None
+    """The object store; default: the store endpoint's port (443 for S3) on any address."""
+    hub: list[EgressRule] = Field(default_factory=_public_https)
+    """The Hugging Face Hub (its CDN has no fixed addresses); default: public addresses on 443."""
+    external: dict[str, list[EgressRule]] = Field(default_factory=dict)
+    """InferenceService name → where its `external` URL is; default: the URL's port anywhere."""
+    extra: list[EgressRule] = Field(default_factory=list)
+    """For every Job pod: identity endpoints (STS, a metadata server), a proxy."""
+
+
+class ScratchConfig(_Config):
+    """Size limits of pods' emptyDirs, also requested as ephemeral storage."""
+
+    inputs: Quantity = "20Gi"
+    """Fetched inputs (data files, Modules, model directories)."""
+    tmp: Quantity = "2Gi"
+    """`/tmp` of auditc's steps."""
+    server_tmp: Quantity = "8Gi"
+    """`/tmp` of inference servers (compilation caches)."""
+
+
+class BudgetConfig(_Config):
+    """Limits on what one deployment may spend, checked by `compile` and `pulumi preview`."""
+
+    gpu_hours: float | None = Field(default=None, gt=0)
+    """Most estimated GPU-hours of the evaluations a deployment runs (those not yet
+    complete in the store), counting each at its estimate, or its deadline when no
+    throughput is known."""
 
 
 class KubernetesConfig(_Config):
@@ -259,6 +465,11 @@ class KubernetesConfig(_Config):
     external_concurrency: int | None = Field(default=None, ge=1)
     """Most requests in flight to an `external` service from one Evaluation, all its shards
     together (each shard gets an equal share, at least 1); unset: each shard's own limit."""
+    scheduling: SchedulingConfig = SchedulingConfig()
+    service_account: ServiceAccountConfig = ServiceAccountConfig()
+    network: NetworkConfig = NetworkConfig()
+    scratch: ScratchConfig = ScratchConfig()
+    budget: BudgetConfig = BudgetConfig()
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any], source: str) -> KubernetesConfig:

@@ -53,9 +53,12 @@ __all__ = [
     "evaluation_files",
     "method_files",
     "node_uri",
+    "prefetch_files",
+    "prefetch_marker",
     "server_plan",
     "session_files",
     "vllm_parallel_sizes",
+    "wait_json",
 ]
 
 CONFIG_DIR = "/etc/auditc"
@@ -346,6 +349,12 @@ def _module_dirs(graph: Graph, names: Iterable[str]) -> list[str]:
 # ----------------------------------------------------------------------- nodes
 
 
+def image_digest(reference: str) -> str | None:
+    """The `sha256:…` digest a reference pins (`repo@sha256:…`), or None for a tag."""
+    _, at, digest = reference.partition("@")
+    return digest if at else None
+
+
 def _commit_json(
     graph: Graph,
     node: Node,
@@ -355,6 +364,7 @@ def _commit_json(
     started: bool,
     count_rows: bool,
     expected: dict[str, Any] | None = None,
+    images: Iterable[str] = (),
 ) -> str:
     from runners.fetch import CommitConfig
 
@@ -368,6 +378,10 @@ def _commit_json(
         "input_files": dict(node.files),
         "model_revision": graph.model_revision(node.name),
         "image": image,
+        # Every image the node's pods run; a tag's digest is not known before the run.
+        "image_digests": {
+            ref: image_digest(ref) for ref in sorted({*images, *([image] if image else [])})
+        },
     }
     return CommitConfig(
         node_uri=uri,
@@ -440,7 +454,14 @@ def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> Node
         "inputs.json": _inputs_json(graph, [service.name], config, started=False),
         "step.json": step.model_dump_json(indent=2),
         "commit.json": _commit_json(
-            graph, node, uri, image, started=False, count_rows=True, expected=expected
+            graph,
+            node,
+            uri,
+            image,
+            started=False,
+            count_rows=True,
+            expected=expected,
+            images=[config.images.runner],
         ),
     }
     if server is not None and server.server_json is not None:
@@ -492,3 +513,54 @@ def session_files(graph: Graph, service_name: str, config: KubernetesConfig) -> 
     if server is not None and server.server_json is not None:
         data["server.json"] = server.server_json
     return NodeFiles(data, "", server=server, image=server.image if server else None)
+
+
+# ------------------------------------------------------- asynchronous runs, caches
+
+
+def hub_model(graph: Graph, service_name: str) -> str | None:
+    """The name of the Hugging Face Model a service serves, or None (a path, a callable)."""
+    service = graph[service_name].resource
+    assert isinstance(service, InferenceService)
+    if service.spec.model is None:
+        return None
+    model = graph[service.spec.model].resource
+    assert isinstance(model, Model)
+    return model.name if model.spec.huggingface is not None else None
+
+
+def prefetch_marker(config: KubernetesConfig, model_name: str, model_id: str) -> str:
+    """The file a prefetch Job writes in the shared cache once the model is there."""
+    return f"{config.model_cache.mount_path}/auditc-prefetched/{model_name}-{model_id}"
+
+
+def prefetch_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
+    """ConfigMap files of a Model's prefetch Job."""
+    from runners.fetch import ModelFetchConfig
+
+    model = node.resource
+    assert isinstance(model, Model) and model.spec.huggingface is not None
+    source = model.spec.huggingface
+    step = ModelFetchConfig(
+        repo=source.repo,
+        revision=source.revision,
+        allow_patterns=source.allow_patterns,
+        ignore_patterns=source.ignore_patterns,
+        marker=prefetch_marker(config, node.name, node.id),
+    )
+    return NodeFiles({"model.json": step.model_dump_json(indent=2)}, "")
+
+
+def wait_json(
+    graph: Graph, upstream: Iterable[str], config: KubernetesConfig, marker: str | None
+) -> str:
+    """`wait.json`: the upstream nodes (and prefetch marker) a pod of an asynchronous run waits for."""
+    from runners.fetch import WaitConfig, WaitNode
+
+    nodes = [
+        WaitNode(
+            key=graph[name].key, id=graph[name].id, uri=node_uri(config.store.root, graph[name])
+        )
+        for name in upstream
+    ]
+    return WaitConfig(nodes=nodes, files=[marker] if marker else []).model_dump_json(indent=2)

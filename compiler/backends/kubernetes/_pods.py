@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pulumi_kubernetes.core import v1 as core
 
 from runners import PYCACHE_ENV, RUNNER_IMAGE_PYCACHE
 from schemas import InferenceService
 
-from ._config import ContainerResources, KubernetesConfig
+from ._config import ContainerResources, KubernetesConfig, Toleration
 from ._configs import CONFIG_DIR, INPUTS_DIR, STATE_DIR, ServerPlan
 
 __all__ = [
@@ -29,6 +30,12 @@ __all__ = [
     "fetch_container",
     "gpu_limits",
     "hf_token_env",
+    "hub_cache_env",
+    "mebibytes",
+    "prefetch_container",
+    "scratch_request",
+    "wait_container",
+    "Placement",
     "placement",
     "pod_security_context",
     "secret_env",
@@ -37,6 +44,9 @@ __all__ = [
     "volumes",
 ]
 
+ModelCache = Literal["none", "download", "prefetched"]
+"""Where a server's Hub weights come from (see `server_container`)."""
+STATE_SIZE = "16Mi"
 RUN_AS_USER = 10001
 """The runner image's user (runners/images/Dockerfile); other images run as it too."""
 PROBE_PERIOD_S = 5
@@ -68,12 +78,18 @@ _SERVER_CACHE_ENV = {
 
 
 def pod_security_context() -> core.PodSecurityContextArgs:
-    """Non-root, RuntimeDefault seccomp; volumes writable by the pod's group."""
+    """Non-root, RuntimeDefault seccomp; volumes writable by the pod's group.
+
+    `fsGroupChangePolicy: OnRootMismatch`: the kubelet changes the group of a volume's
+    files only when its root is not already the pod's group, so a shared model cache of
+    many gigabytes is not walked again by every pod that mounts it.
+    """
     return core.PodSecurityContextArgs(
         run_as_non_root=True,
         run_as_user=RUN_AS_USER,
         run_as_group=RUN_AS_USER,
         fs_group=RUN_AS_USER,
+        fs_group_change_policy="OnRootMismatch",
         seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
     )
 
@@ -90,10 +106,13 @@ def _container_security() -> core.SecurityContextArgs:
 
 
 def _resources(
-    spec: ContainerResources, extra_limits: dict[str, str] | None = None
+    spec: ContainerResources,
+    extra_limits: dict[str, str] | None = None,
+    ephemeral: str | None = None,
 ) -> core.ResourceRequirementsArgs:
+    storage = {"ephemeral-storage": ephemeral} if ephemeral else {}
     return core.ResourceRequirementsArgs(
-        requests={"cpu": spec.cpu, "memory": spec.memory},
+        requests={"cpu": spec.cpu, "memory": spec.memory, **storage},
         limits={
             "cpu": spec.cpu_limit or spec.cpu,
             "memory": spec.memory_limit or spec.memory,
@@ -152,6 +171,7 @@ def _runner_container(
     mounts: Sequence[core.VolumeMountArgs],
     env: Sequence[core.EnvVarArgs] = (),
     store: bool = True,
+    ephemeral: str | None = None,
 ) -> core.ContainerArgs:
     env_from, store_mounts = _store_access(config) if store else ([], [])
     return core.ContainerArgs(
@@ -164,7 +184,7 @@ def _runner_container(
         env=[*_env({**_WRITABLE_ENV, PYCACHE_ENV: RUNNER_IMAGE_PYCACHE}), *env],
         env_from=env_from or None,
         volume_mounts=[*mounts, *store_mounts, _mount("tmp", "/tmp")],
-        resources=_resources(resources),
+        resources=_resources(resources, ephemeral=ephemeral),
         security_context=_container_security(),
         termination_message_policy="FallbackToLogsOnError",
     )
@@ -192,14 +212,19 @@ def step_container(
     resources: ContainerResources,
     *,
     env: Sequence[core.EnvVarArgs] = (),
+    ephemeral: str | None = None,
 ) -> core.ContainerArgs:
-    """A runner step (`python -m runners.<step> /etc/auditc/step.json …`)."""
+    """A runner step (`python -m runners.<step> /etc/auditc/step.json …`).
+
+    `ephemeral` is the pod's ephemeral-storage request, given to its main container.
+    """
     return _runner_container(
         name,
         args,
         config,
         resources,
         env=env,
+        ephemeral=ephemeral,
         mounts=[
             _mount("config", CONFIG_DIR, read_only=True),
             _mount("inputs", INPUTS_DIR, read_only=True),
@@ -208,8 +233,10 @@ def step_container(
     )
 
 
-def commit_container(config: KubernetesConfig, *, state: bool = True) -> core.ContainerArgs:
-    """Writes the node's manifest once its step succeeded."""
+def commit_container(
+    config: KubernetesConfig, *, state: bool = True, ephemeral: str | None = None
+) -> core.ContainerArgs:
+    """Writes the node's manifest once its step succeeded (the pod's main container)."""
     mounts = [_mount("config", CONFIG_DIR, read_only=True)]
     if state:
         mounts.append(_mount("state", STATE_DIR, read_only=True))
@@ -219,7 +246,60 @@ def commit_container(config: KubernetesConfig, *, state: bool = True) -> core.Co
         config,
         config.resources.fetch,
         mounts=mounts,
+        ephemeral=ephemeral,
     )
+
+
+def wait_container(config: KubernetesConfig, *, model_cache: bool = False) -> core.ContainerArgs:
+    """Init container of asynchronous runs: waits until the pod's inputs are committed.
+
+    `pulumi up` does not wait for Jobs then (`pulumi.com/skipAwait`), so every Job is
+    created at once; this step holds the pod back until each upstream node's manifest
+    in the store says `complete` with the id the pod was compiled for, and — with
+    `model_cache` — until the model's prefetch Job has filled the shared cache.
+    """
+    mounts = [_mount("config", CONFIG_DIR, read_only=True)]
+    if model_cache:
+        mounts.append(_mount("model-cache", config.model_cache.mount_path, read_only=True))
+    return _runner_container(
+        "wait",
+        ["runners.fetch", "wait", f"{CONFIG_DIR}/wait.json"],
+        config,
+        config.resources.fetch,
+        mounts=mounts,
+    )
+
+
+def prefetch_container(config: KubernetesConfig, ephemeral: str) -> core.ContainerArgs:
+    """Main container of a model's prefetch Job: the weights into the shared model cache."""
+    return core.ContainerArgs(
+        name="prefetch",
+        image=config.images.runner,
+        image_pull_policy=config.images.pull_policy,
+        command=["python", "-m"],
+        args=["runners.fetch", "model", f"{CONFIG_DIR}/model.json"],
+        env=[
+            *_env({**_WRITABLE_ENV, **hub_cache_env(config), PYCACHE_ENV: RUNNER_IMAGE_PYCACHE}),
+            *hf_token_env(config),
+        ],
+        volume_mounts=[
+            _mount("config", CONFIG_DIR, read_only=True),
+            _mount("model-cache", config.model_cache.mount_path),
+            _mount("tmp", "/tmp"),
+        ],
+        resources=_resources(config.resources.fetch, ephemeral=ephemeral),
+        security_context=_container_security(),
+        termination_message_policy="FallbackToLogsOnError",
+    )
+
+
+def hub_cache_env(config: KubernetesConfig) -> dict[str, str]:
+    """Where Hugging Face libraries find (and a prefetch Job puts) the shared weights.
+
+    `HF_HUB_CACHE` is the shared volume; `HF_HOME` (tokens, modules, Xet chunks) stays
+    in the pod's `/tmp`, so nothing but the weights is ever written to the volume.
+    """
+    return {"HF_HUB_CACHE": f"{config.model_cache.mount_path}/hub", "HF_HOME": "/tmp/huggingface"}
 
 
 def secret_env(name: str, secret: str, key: str) -> core.EnvVarArgs:
@@ -233,20 +313,75 @@ def gpu_limits(service: InferenceService) -> dict[str, str]:
     return {accelerator.kind: str(accelerator.count)} if accelerator is not None else {}
 
 
-def placement(
-    service: InferenceService | None, config: KubernetesConfig
-) -> tuple[dict[str, str] | None, list[core.TolerationArgs] | None]:
-    """Node selector and tolerations of a pod: GPU ones only if its server wants a GPU."""
-    if service is None or service.spec.resources.accelerator is None:
-        return None, None
-    selector = dict(config.gpu.node_selector)
-    if service.spec.resources.accelerator.product is not None:
-        selector[config.gpu.product_label] = service.spec.resources.accelerator.product
-    tolerations = [
+@dataclass(frozen=True)
+class Placement:
+    """Where a pod may run and how it is scheduled (all None: the cluster's defaults)."""
+
+    node_selector: dict[str, str] | None = None
+    tolerations: list[core.TolerationArgs] | None = None
+    affinity: core.AffinityArgs | None = None
+    runtime_class_name: str | None = None
+    priority_class_name: str | None = None
+
+
+def _tolerations(items: Sequence[Toleration]) -> list[core.TolerationArgs] | None:
+    found = [
         core.TolerationArgs(key=t.key, operator=t.operator, value=t.value, effect=t.effect)
-        for t in config.gpu.tolerations
+        for t in items
     ]
-    return selector or None, tolerations or None
+    return found or None
+
+
+def placement(
+    service: InferenceService | None, config: KubernetesConfig, *, job: bool = True
+) -> Placement:
+    """Placement of a pod: GPU nodes only if its server wants a GPU.
+
+    A GPU pod gets `gpu.nodeSelector`/`gpu.tolerations` (and the service's product); a
+    Job's pods also get `scheduling`: the priority class, and for GPU pods the runtime
+    class and a node affinity to any of `gpuProducts`, for the others `scheduling.cpu`.
+    """
+    scheduling = config.scheduling
+    priority = scheduling.priority_class_name if job else None
+    if service is None or service.spec.resources.accelerator is None:
+        if not job:
+            return Placement()
+        cpu = scheduling.cpu
+        return Placement(
+            node_selector=dict(cpu.node_selector) or None,
+            tolerations=_tolerations(cpu.tolerations),
+            runtime_class_name=cpu.runtime_class_name,
+            priority_class_name=priority,
+        )
+    selector = dict(config.gpu.node_selector)
+    product = service.spec.resources.accelerator.product
+    if product is not None:
+        selector[config.gpu.product_label] = product
+    affinity = None
+    if job and product is None and scheduling.gpu_products:
+        term = core.NodeSelectorTermArgs(
+            match_expressions=[
+                core.NodeSelectorRequirementArgs(
+                    key=config.gpu.product_label,
+                    operator="In",
+                    values=list(scheduling.gpu_products),
+                )
+            ]
+        )
+        affinity = core.AffinityArgs(
+            node_affinity=core.NodeAffinityArgs(
+                required_during_scheduling_ignored_during_execution=core.NodeSelectorArgs(
+                    node_selector_terms=[term]
+                )
+            )
+        )
+    return Placement(
+        node_selector=selector or None,
+        tolerations=_tolerations(config.gpu.tolerations),
+        affinity=affinity,
+        runtime_class_name=scheduling.runtime_class_name if job else None,
+        priority_class_name=priority,
+    )
 
 
 def _probe(plan: ServerPlan, period: int, failures: int, initial_delay: int = 0) -> core.ProbeArgs:
@@ -284,6 +419,8 @@ def server_container(
     *,
     sidecar: bool,
     ready_timeout_s: float,
+    cache: ModelCache = "none",
+    ephemeral: str | None = None,
 ) -> core.ContainerArgs:
     """The inference server: a native sidecar of an evaluation pod, or a session's container.
 
@@ -294,35 +431,43 @@ def server_container(
     client waits for the server itself and exits with code 4 after `ready_timeout_s`
     (`runners.evaluation`), and the sidecar's liveness probe starts only then, so a
     slowly loading model (vLLM can take many minutes) is never killed while it loads.
+
+    `cache` says where Hub weights come from: `prefetched` (the shared volume, filled
+    by the model's prefetch Job, mounted read-only, `HF_HUB_OFFLINE=1`), `download`
+    (the server downloads them into its model-cache volume) or `none` (no Hub model).
     """
     resources = service.spec.resources
-    env = {
-        **_WRITABLE_ENV,
-        **_SERVER_CACHE_ENV,
-        "HF_HOME": config.model_cache.mount_path,
-        **plan.env,
-    }
-    if plan.image == config.images.runner:  # auditc's servers import Modules: see _bytecode
-        env[PYCACHE_ENV] = RUNNER_IMAGE_PYCACHE
+    env = {**_WRITABLE_ENV, **_SERVER_CACHE_ENV, **plan.env}
     mounts = [
         _mount("inputs", INPUTS_DIR, read_only=True),
         _mount("tmp", "/tmp"),
-        _mount("shm", "/dev/shm"),
-        _mount("model-cache", config.model_cache.mount_path),
     ]
+    if resources.accelerator is not None:
+        mounts.append(_mount("shm", "/dev/shm"))
+    if cache == "prefetched":
+        env.update({**hub_cache_env(config), "HF_HUB_OFFLINE": "1"})
+        mounts.append(_mount("model-cache", config.model_cache.mount_path, read_only=True))
+    elif cache == "download":
+        env["HF_HOME"] = config.model_cache.mount_path
+        mounts.append(_mount("model-cache", config.model_cache.mount_path))
+    if plan.image == config.images.runner:  # auditc's servers import Modules: see _bytecode
+        env[PYCACHE_ENV] = RUNNER_IMAGE_PYCACHE
     if plan.server_json is not None:
         mounts.insert(0, _mount("config", CONFIG_DIR, read_only=True))
+    token = hf_token_env(config) if plan.wants_hf_token and cache != "prefetched" else []
     return core.ContainerArgs(
         name="server",
         image=plan.image,
         image_pull_policy=config.images.pull_policy,
         command=plan.command or None,
         args=plan.args or None,
-        env=[*_env(env), *(hf_token_env(config) if plan.wants_hf_token else [])],
+        env=[*_env(env), *token],
         ports=[core.ContainerPortArgs(name="http", container_port=plan.port, protocol="TCP")],
         **_server_probes(plan, sidecar=sidecar, ready_timeout_s=ready_timeout_s),
         resources=_resources(
-            ContainerResources(cpu=resources.cpu, memory=resources.memory), gpu_limits(service)
+            ContainerResources(cpu=resources.cpu, memory=resources.memory),
+            gpu_limits(service),
+            ephemeral=ephemeral,
         ),
         security_context=_container_security(),
         volume_mounts=mounts,
@@ -332,21 +477,39 @@ def server_container(
     )
 
 
-def volumes(config: KubernetesConfig, config_map: str, *, server: bool) -> list[core.VolumeArgs]:
-    """The pod's volumes: its ConfigMap, scratch emptyDirs, the store and the model cache."""
+def volumes(
+    config: KubernetesConfig,
+    config_map: str,
+    *,
+    server: bool = False,
+    shm: bool = False,
+    model_cache: bool = False,
+) -> list[core.VolumeArgs]:
+    """The pod's volumes: its ConfigMap, scratch emptyDirs, the store and the model cache.
+
+    Every emptyDir has a size limit; `/dev/shm` only for GPU servers, the model cache only
+    for servers that load Hub weights (and prefetch Jobs).
+    """
+    scratch = config.scratch
     found = [
         core.VolumeArgs(name="config", config_map=core.ConfigMapVolumeSourceArgs(name=config_map)),
-        core.VolumeArgs(name="inputs", empty_dir=core.EmptyDirVolumeSourceArgs()),
-        core.VolumeArgs(name="state", empty_dir=core.EmptyDirVolumeSourceArgs(size_limit="16Mi")),
+        core.VolumeArgs(
+            name="inputs", empty_dir=core.EmptyDirVolumeSourceArgs(size_limit=scratch.inputs)
+        ),
+        core.VolumeArgs(
+            name="state", empty_dir=core.EmptyDirVolumeSourceArgs(size_limit=STATE_SIZE)
+        ),
         core.VolumeArgs(
             name="tmp",
-            empty_dir=core.EmptyDirVolumeSourceArgs(size_limit="8Gi" if server else "2Gi"),
+            empty_dir=core.EmptyDirVolumeSourceArgs(
+                size_limit=scratch.server_tmp if server else scratch.tmp
+            ),
         ),
     ]
     if config.store.pvc is not None:
         claim = core.PersistentVolumeClaimVolumeSourceArgs(claim_name=config.store.pvc.claim_name)
         found.append(core.VolumeArgs(name="store", persistent_volume_claim=claim))
-    if server:
+    if shm:
         found.append(
             core.VolumeArgs(
                 name="shm",
@@ -355,8 +518,43 @@ def volumes(config: KubernetesConfig, config_map: str, *, server: bool) -> list[
                 ),
             )
         )
+    if model_cache:
         found.append(_model_cache(config))
     return found
+
+
+def scratch_request(
+    config: KubernetesConfig, *, server: bool = False, cache_volume: bool = False
+) -> str:
+    """The pod's ephemeral-storage request: what its disk-backed emptyDirs may hold.
+
+    `cache_volume`: the pod's server downloads weights into an emptyDir model cache.
+    """
+    scratch = config.scratch
+    parts = [scratch.inputs, STATE_SIZE, scratch.server_tmp if server else scratch.tmp]
+    if cache_volume:
+        parts.append(config.model_cache.size_limit)
+    return f"{sum(map(mebibytes, parts))}Mi"
+
+
+_UNITS = {
+    "": 1,
+    "k": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+    "T": 1000**4,
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
+}
+
+
+def mebibytes(quantity: str) -> int:
+    """A storage quantity (`2Gi`, `500M`, `1024`) in whole mebibytes, rounded up."""
+    number = quantity.rstrip("kMGTi")
+    unit = quantity[len(number) :]
+    return math.ceil(float(number) * _UNITS[unit] / 1024**2)
 
 
 def _model_cache(config: KubernetesConfig) -> core.VolumeArgs:

@@ -35,10 +35,18 @@ from pulumi_kubernetes.meta import v1 as meta
 from pulumi_kubernetes.networking import v1 as networking
 
 from runners.evaluation import EXIT_NOT_READY
-from schemas import BackendError, Dataset, Evaluation, InferenceService, InferenceSession, Method
+from schemas import (
+    BackendError,
+    Dataset,
+    Evaluation,
+    InferenceService,
+    InferenceSession,
+    Method,
+    Model,
+)
 
 from . import _pods as pods
-from ._checks import pod_warnings
+from ._checks import image_problems, pod_warnings
 from ._config import KubernetesConfig, PvcConfig
 from ._configs import (
     CONFIG_DIR,
@@ -46,19 +54,46 @@ from ._configs import (
     dataset_files,
     evaluation_files,
     graph_position,
+    hub_model,
     method_files,
+    prefetch_files,
+    prefetch_marker,
     session_files,
+    wait_json,
 )
 from ._names import indexed_job_reserve, is_dns_label, node_labels, object_name, service_name
+from ._network import (
+    EXTERNAL_LABEL,
+    HUB_LABEL,
+    JOB_POD_LABEL,
+    external_policy,
+    hub_policy,
+    job_policy,
+)
+from ._outputs import safety_case_output
 
 if TYPE_CHECKING:
     from ..._resolve import Graph, Node
 
-__all__ = ["CONFIG_EXIT_CODE", "NOT_READY_EXIT_CODE", "SERVICE_ACCOUNT", "deploy"]
+__all__ = [
+    "CONFIG_EXIT_CODE",
+    "NODE_COMPONENT",
+    "NOT_READY_EXIT_CODE",
+    "SERVICE_ACCOUNT",
+    "AuditNode",
+    "deploy",
+]
 
 logger = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT = "auditc-runner"
+"""The default name of the pods' ServiceAccount (`auditc:serviceAccount.name`)."""
+NODE_COMPONENT = "auditc:audit"
+"""Type prefix of the component resource of each audit node (`auditc:audit:Evaluation`)."""
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+"""On every Job of an asynchronous stack: `pulumi up` returns once the Job is created."""
 CONFIG_EXIT_CODE = 2
 """Runner exit code for an invalid config or input: the Job fails at once, no retries."""
 NOT_READY_EXIT_CODE = EXIT_NOT_READY
@@ -73,7 +108,25 @@ missing input) and re-running `pulumi up` would not run the Job again."""
 KEEP_ON_DELETE = {"argocd.argoproj.io/sync-options": "Delete=false,Prune=false"}
 """On what holds results and users' Secrets (the namespace, claims): a GitOps tool never
 deletes them either (Pulumi's equivalent is `retain_on_delete`)."""
-EVALUATION_INGRESS_POLICY = "auditc-evaluations-deny-ingress"
+
+
+class AuditNode(pulumi.ComponentResource):
+    """One audit node's resources, grouped so that `pulumi preview` shows a tree per workflow.
+
+    Its children were once declared at the stack's root: the alias keeps their URNs'
+    history, so a stack deployed before the grouping updates in place instead of
+    replacing (and so re-running) every Job.
+    """
+
+    def __init__(self, kind: str, name: str, node_id: str) -> None:
+        super().__init__(f"{NODE_COMPONENT}:{kind}", name, {"nodeId": node_id}, None)
+        self.node_id = node_id
+
+    def child(self, **kwargs: Any) -> pulumi.ResourceOptions:
+        """Options of a resource of this node: its parent, and its URN from before."""
+        return pulumi.ResourceOptions(
+            parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)], **kwargs
+        )
 
 
 def deploy(graph: Graph, config: KubernetesConfig) -> dict[str, Any]:
@@ -85,10 +138,16 @@ def deploy(graph: Graph, config: KubernetesConfig) -> dict[str, Any]:
         The stack outputs, as exported.
 
     Raises:
-        BackendError: two resources would get the same name, or a name is not a valid
-            Kubernetes name.
+        BackendError: two resources would get the same name, a name is not a valid
+            Kubernetes name, or an image is named by tag while the stack requires digests.
     """
-    for message in pod_warnings(graph, config):
+    problems = image_problems(graph, config)
+    if problems and config.images.require_digests:
+        raise BackendError(
+            "auditc:images.requireDigests is set, but images are named by tag:\n  "
+            + "\n  ".join(problems)
+        )
+    for message in [*problems, *pod_warnings(graph, config)]:
         pulumi.log.warn(message)
     outputs = _Program(graph, config).build()
     for key, value in outputs.items():
@@ -101,15 +160,25 @@ class _Program:
     graph: Graph
     config: KubernetesConfig
     shared: list[pulumi.Resource] = field(default_factory=list)
-    """ServiceAccount and claims (which wait for the Namespace): everything else waits for them."""
+    """ServiceAccount, claims and policies (which wait for the Namespace): everything else
+    waits for them."""
     done: dict[str, pulumi.Resource] = field(default_factory=dict)
     """Node name → the resource whose completion means its outputs are in the store."""
+    prefetched: dict[str, pulumi.Resource] = field(default_factory=dict)
+    """Model name → its prefetch Job."""
+    chains: dict[str, int] = field(default_factory=dict)
+    """Node name → seconds from the submission of an asynchronous run to its end, at most."""
     names: set[tuple[str, str]] = field(default_factory=set)
     nodes: dict[str, Any] = field(default_factory=dict)
+    safety_cases: dict[str, Any] = field(default_factory=dict)
 
     @property
     def namespace(self) -> str:
         return self.config.namespace
+
+    @property
+    def asynchronous(self) -> bool:
+        return not self.config.jobs.wait_for_completion
 
     def build(self) -> dict[str, Any]:
         self._shared()
@@ -127,6 +196,7 @@ class _Program:
             "namespace": self.namespace,
             "store": self.config.store.root,
             "nodes": self.nodes,
+            "safetyCases": self.safety_cases,
         }
 
     # ---------------------------------------------------------------- helpers
@@ -149,11 +219,14 @@ class _Program:
             **extra,
         )
 
-    def _opts(self, *deps: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
+    def _opts(
+        self, *deps: pulumi.Resource, owner: AuditNode | None = None, **kwargs: Any
+    ) -> pulumi.ResourceOptions:
         # Every resource declared after the shared ones waits for them, so one that waits
         # for another resource waits for them through it: Pulumi needs only direct
         # dependencies, and shorter lists keep registration cheap.
-        return pulumi.ResourceOptions(depends_on=[*deps] or [*self.shared], **kwargs)
+        opts = pulumi.ResourceOptions(depends_on=[*deps] or [*self.shared], **kwargs)
+        return opts if owner is None else pulumi.ResourceOptions.merge(opts, owner.child())
 
     def _shared(self) -> None:
         base = {"app.kubernetes.io/managed-by": "auditc", "app.kubernetes.io/part-of": "auditc"}
@@ -175,20 +248,63 @@ class _Program:
                 opts=pulumi.ResourceOptions(retain_on_delete=True),
             )
             self.shared.append(ns)
-        sa_name = self._name("ServiceAccount", SERVICE_ACCOUNT)
-        account = core.ServiceAccount(
-            sa_name,
-            metadata=self._meta(sa_name, base),
-            automount_service_account_token=False,
-            opts=self._opts(),
-        )
+        shared: list[pulumi.Resource] = []
+        account = self.config.service_account
+        if account.create:
+            sa_name = self._name("ServiceAccount", account.name)
+            shared.append(
+                core.ServiceAccount(
+                    sa_name,
+                    metadata=self._meta(sa_name, base, annotations=account.annotations or None),
+                    automount_service_account_token=False,
+                    opts=self._opts(),
+                )
+            )
         claims = [self.config.store.pvc, self.config.model_cache.pvc]
-        created = [
+        shared += [
             self._claim(pvc, pvc.size, base) for pvc in claims if pvc is not None and pvc.size
         ]
-        policy = self._evaluation_ingress_policy(base)
+        if self.config.network.policies:
+            shared += self._policies(base)
         # The account and the claims wait for the namespace: waiting for them is enough.
-        self.shared = [account, *created, policy]
+        self.shared = shared or self.shared
+
+    def _policies(self, labels: dict[str, str]) -> list[pulumi.Resource]:
+        """Default deny for Job pods, egress to the Hub and to external services where used."""
+        declared = [job_policy(self.config)]
+        if self._needs_hub():
+            declared.append(hub_policy(self.config))
+        for service in self._external_services():
+            declared.append(external_policy(self.config, service))
+        found: list[pulumi.Resource] = []
+        for name, spec in declared:
+            self._name("NetworkPolicy", name)
+            found.append(
+                networking.NetworkPolicy(
+                    name, metadata=self._meta(name, labels), spec=spec, opts=self._opts()
+                )
+            )
+        return found
+
+    def _needs_hub(self) -> bool:
+        for node in self.graph:
+            resource = node.resource
+            if isinstance(resource, Dataset) and resource.spec.huggingface is not None:
+                return True
+            uses = isinstance(resource, Evaluation | InferenceSession)
+            if uses and hub_model(self.graph, resource.spec.service) is not None:  # type: ignore[union-attr]
+                return True
+        return False
+
+    def _external_services(self) -> list[InferenceService]:
+        found: dict[str, InferenceService] = {}
+        for node in self.graph:
+            if isinstance(node.resource, Evaluation):
+                service = self.graph[node.resource.spec.service].resource
+                assert isinstance(service, InferenceService)
+                if service.spec.runner.kind == "external":
+                    found[service.name] = service
+        return list(found.values())
 
     def _claim(self, pvc: PvcConfig, size: str, labels: dict[str, str]) -> pulumi.Resource:
         name = self._name("PersistentVolumeClaim", pvc.claim_name)
@@ -204,29 +320,24 @@ class _Program:
             opts=self._opts(retain_on_delete=True),
         )
 
-    def _evaluation_ingress_policy(self, labels: dict[str, str]) -> pulumi.Resource:
-        """No ingress at all to evaluation pods: their servers listen on the pod network
-        only for the kubelet's probes (which NetworkPolicies never block), and the client
-        reaches its server over loopback."""
-        name = self._name("NetworkPolicy", EVALUATION_INGRESS_POLICY)
-        return networking.NetworkPolicy(
-            name,
-            metadata=self._meta(name, labels),
-            spec=networking.NetworkPolicySpecArgs(
-                pod_selector=meta.LabelSelectorArgs(match_labels={"auditc.io/role": "evaluation"}),
-                policy_types=["Ingress"],
-            ),
-            opts=self._opts(),
-        )
-
-    def _config_map(self, name: str, labels: dict[str, str], files: NodeFiles) -> core.ConfigMap:
+    def _config_map(
+        self, name: str, labels: dict[str, str], files: NodeFiles, owner: AuditNode
+    ) -> core.ConfigMap:
         return core.ConfigMap(
             self._name("ConfigMap", name),
             metadata=self._meta(name, labels),
             data=files.data,
             immutable=True,
-            opts=self._opts(delete_before_replace=True),
+            opts=self._opts(owner=owner, delete_before_replace=True),
         )
+
+    def _cache(self, service: InferenceService) -> pods.ModelCache:
+        """Where the service's server finds Hub weights (see `pods.server_container`)."""
+        if service.spec.runner.kind not in ("huggingface", "vllm") or service.spec.model is None:
+            return "none"
+        if hub_model(self.graph, service.name) is None:
+            return "none"
+        return "prefetched" if self.config.model_cache.pvc is not None else "download"
 
     def _pod(
         self,
@@ -238,17 +349,29 @@ class _Program:
         main: list[core.ContainerArgs],
         service: InferenceService | None = None,
         restart: str = "Never",
+        egress: dict[str, str] | None = None,
+        model_cache: bool = False,
     ) -> core.PodTemplateSpecArgs:
         server = files.server is not None
-        selector, tolerations = pods.placement(service if server else None, self.config)
+        job = restart == "Never"
+        place = pods.placement(service if server else None, self.config, job=job)
         secrets = [core.LocalObjectReferenceArgs(name=s) for s in self.config.image_pull_secrets]
+        gpu = service is not None and server and service.spec.resources.accelerator is not None
+        pod_labels = {
+            **self.config.labels,
+            **self.config.service_account.pod_labels,
+            **labels,
+            **(egress or {}),
+        }
+        if job:
+            pod_labels[JOB_POD_LABEL] = "true"
         return core.PodTemplateSpecArgs(
             metadata=meta.ObjectMetaArgs(
-                labels={**self.config.labels, **labels},
+                labels=pod_labels,
                 annotations={_ANNOTATION_CONFIG: _digest(files.data)},
             ),
             spec=core.PodSpecArgs(
-                service_account_name=SERVICE_ACCOUNT,
+                service_account_name=self.config.service_account.name,
                 automount_service_account_token=False,
                 enable_service_links=False,
                 restart_policy=restart,
@@ -256,11 +379,31 @@ class _Program:
                 image_pull_secrets=secrets or None,
                 init_containers=init or None,
                 containers=main,
-                volumes=pods.volumes(self.config, config_map, server=server),
-                node_selector=selector,
-                tolerations=tolerations,
+                volumes=pods.volumes(
+                    self.config,
+                    config_map,
+                    server=server,
+                    shm=gpu,
+                    model_cache=model_cache,
+                ),
+                node_selector=place.node_selector,
+                tolerations=place.tolerations,
+                affinity=place.affinity,
+                runtime_class_name=place.runtime_class_name,
+                priority_class_name=place.priority_class_name,
             ),
         )
+
+    def _init(
+        self, node: Node, *first: core.ContainerArgs, marker: str | None = None
+    ) -> list[core.ContainerArgs]:
+        """Init containers: in an asynchronous run, first wait for the node's inputs."""
+        if not self._waits_for_inputs(node):
+            return list(first)
+        return [pods.wait_container(self.config, model_cache=marker is not None), *first]
+
+    def _waits_for_inputs(self, node: Node) -> bool:
+        return self.asynchronous and bool(self._upstream_workflows(node))
 
     def _job(
         self,
@@ -270,12 +413,21 @@ class _Program:
         *,
         deadline_s: int,
         deps: list[pulumi.Resource],
+        owner: AuditNode,
         shards: int | None = None,
     ) -> batch.Job:
         jobs = self.config.jobs
-        # Scheduling settings that apply to Jobs only (a queue label and `suspend` for
-        # Kueue, priority and runtime classes) belong here and in `_pod`, not in
-        # `config.labels`, which reaches every object.
+        scheduling = self.config.scheduling
+        job_labels = dict(labels)
+        annotations = dict(REPLACE_UNREADY)
+        if self.asynchronous:
+            annotations.update(SKIP_AWAIT)
+        if scheduling.queue_name is not None:
+            # Kueue admits a suspended Job by un-suspending it; the Job's deadline runs
+            # only from then on.
+            job_labels[QUEUE_LABEL] = scheduling.queue_name
+            if scheduling.workload_priority_class is not None:
+                job_labels[PRIORITY_LABEL] = scheduling.workload_priority_class
         spec = batch.JobSpecArgs(
             completion_mode="Indexed" if shards else "NonIndexed",
             completions=shards or 1,
@@ -286,17 +438,56 @@ class _Program:
             pod_failure_policy=_pod_failure_policy(indexed=bool(shards)),
             active_deadline_seconds=deadline_s,
             ttl_seconds_after_finished=jobs.ttl_seconds_after_finished,
+            suspend=True if scheduling.queue_name is not None else None,
             template=template,
         )
         # Jobs are immutable: a changed pod template (same node, new image) replaces the Job,
         # and the old one must go first because the new one has the same name.
-        wait = pulumi.CustomTimeouts(create=f"{deadline_s + 300}s", update=f"{deadline_s + 300}s")
+        timeout = deadline_s + 300
+        if scheduling.queue_name is not None:
+            timeout += scheduling.queue_wait_seconds
+        wait = pulumi.CustomTimeouts(create=f"{timeout}s", update=f"{timeout}s")
         return batch.Job(
             self._name("Job", name),
-            metadata=self._meta(name, labels, annotations=REPLACE_UNREADY),
+            metadata=self._meta(name, job_labels, annotations=annotations),
             spec=spec,
-            opts=self._opts(*deps, delete_before_replace=True, custom_timeouts=wait),
+            opts=self._opts(
+                *deps,
+                owner=owner,
+                delete_before_replace=True,
+                custom_timeouts=wait,
+                # Kueue flips `suspend` when it admits the Job: that is not drift to undo.
+                ignore_changes=["spec.suspend"] if scheduling.queue_name is not None else None,
+            ),
         )
+
+    def _deadline(self, node: Node, own_s: int) -> int:
+        """A Job's `activeDeadlineSeconds`: its own time, and in an asynchronous run also
+        the longest time its inputs may take, since its pods wait for them in the cluster."""
+        if not self._waits_for_inputs(node):
+            self.chains[node.name] = own_s
+            return own_s
+        before = max((self.chains.get(up, 0) for up in self._upstream_workflows(node)), default=0)
+        self.chains[node.name] = before + own_s
+        return before + own_s
+
+    def _upstream_workflows(self, node: Node) -> list[str]:
+        """The nearest workflows the node reads, through configuration nodes, in graph order."""
+        found: set[str] = set()
+        seen: set[str] = set()
+        todo = list(node.upstream)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            up = self.graph[name]
+            if up.is_workflow and not isinstance(up.resource, InferenceSession):
+                found.add(name)
+            else:
+                todo.extend(up.upstream)
+        position = graph_position(self.graph)
+        return sorted(found, key=position.__getitem__)
 
     def _upstream_done(self, node: Node) -> list[pulumi.Resource]:
         """What the node's Job waits for: the done resource of each workflow it reads.
@@ -306,21 +497,7 @@ class _Program:
         dependencies wait for theirs, so the rest is implied, and listing every
         ancestor would make the lists grow with the depth of the graph.
         """
-        found: dict[str, pulumi.Resource] = {}
-        seen: set[str] = set()
-        todo = list(node.upstream)
-        while todo:
-            name = todo.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            up = self.graph[name]
-            if up.is_workflow and name in self.done:
-                found[name] = self.done[name]
-            else:
-                todo.extend(up.upstream)
-        position = graph_position(self.graph)
-        return [found[name] for name in sorted(found, key=position.__getitem__)]
+        return [self.done[name] for name in self._upstream_workflows(node) if name in self.done]
 
     def _export(self, node: Node, files: NodeFiles, job: batch.Job) -> None:
         self.nodes[node.key] = {
@@ -330,14 +507,24 @@ class _Program:
             "status": job.status.apply(_job_status),
         }
 
+    def _files_with_wait(
+        self, node: Node, files: NodeFiles, marker: str | None = None
+    ) -> NodeFiles:
+        if not self._waits_for_inputs(node):
+            return files
+        upstream = self._upstream_workflows(node)
+        data = {**files.data, "wait.json": wait_json(self.graph, upstream, self.config, marker)}
+        return NodeFiles(data, files.uri, server=files.server, image=files.image)
+
     # ------------------------------------------------------------------ nodes
 
     def _dataset(self, node: Node) -> None:
         assert isinstance(node.resource, Dataset)
+        owner = AuditNode(node.kind, node.name, node.id)
         files = dataset_files(self.graph, node, self.config)
         name = object_name(node.name, node.id)
         labels = node_labels(node.kind, node.name, node.id, "dataset")
-        config_map = self._config_map(name, labels, files)
+        config_map = self._config_map(name, labels, files, owner)
         hub = node.resource.spec.huggingface is not None
         ingest = pods.step_container(
             "ingest",
@@ -351,12 +538,44 @@ class _Program:
             name,
             files,
             init=[pods.fetch_container(self.config), ingest],
-            main=[pods.commit_container(self.config)],
+            main=[pods.commit_container(self.config, ephemeral=pods.scratch_request(self.config))],
+            egress={HUB_LABEL: "true"} if hub else None,
         )
-        deadline = self.config.jobs.dataset_deadline_seconds
-        job = self._job(name, labels, template, deadline_s=deadline, deps=[config_map])
+        deadline = self._deadline(node, self.config.jobs.dataset_deadline_seconds)
+        job = self._job(name, labels, template, deadline_s=deadline, deps=[config_map], owner=owner)
         self.done[node.name] = job
         self._export(node, files, job)
+
+    def _prefetch(self, model_name: str) -> pulumi.Resource:
+        """The model's prefetch Job (one per Model, whichever services serve it)."""
+        if model_name in self.prefetched:
+            return self.prefetched[model_name]
+        node = self.graph[model_name]
+        assert isinstance(node.resource, Model)
+        owner = AuditNode(node.kind, node.name, node.id)
+        files = prefetch_files(self.graph, node, self.config)
+        name = object_name(node.name, node.id, "prefetch")
+        labels = node_labels(node.kind, node.name, node.id, "prefetch")
+        config_map = self._config_map(name, labels, files, owner)
+        template = self._pod(
+            labels,
+            name,
+            files,
+            init=[],
+            main=[pods.prefetch_container(self.config, pods.scratch_request(self.config))],
+            egress={HUB_LABEL: "true"},
+            model_cache=True,
+        )
+        job = self._job(
+            name,
+            labels,
+            template,
+            deadline_s=self.config.jobs.prefetch_deadline_seconds,
+            deps=[config_map],
+            owner=owner,
+        )
+        self.prefetched[model_name] = job
+        return job
 
     def _evaluation(self, node: Node) -> None:
         evaluation = node.resource
@@ -364,11 +583,23 @@ class _Program:
         spec = evaluation.spec
         service = self.graph[spec.service].resource
         assert isinstance(service, InferenceService)
-        files = evaluation_files(self.graph, node, self.config)
+        owner = AuditNode(node.kind, node.name, node.id)
+        cache = self._cache(service)
+        prefetch: list[pulumi.Resource] = []
+        marker = None
+        if cache == "prefetched":
+            model = self.graph[hub_model(self.graph, service.name) or ""]
+            prefetch.append(self._prefetch(model.name))
+            marker = prefetch_marker(self.config, model.name, model.id)
+        files = self._files_with_wait(node, evaluation_files(self.graph, node, self.config), marker)
         name = object_name(node.name, node.id, reserve=indexed_job_reserve(spec.shards))
         labels = node_labels(node.kind, node.name, node.id, "evaluation")
-        config_map = self._config_map(name, labels, files)
-        init = [pods.fetch_container(self.config)]
+        config_map = self._config_map(name, labels, files, owner)
+        deps: list[pulumi.Resource] = [config_map, *prefetch]
+        init = self._init(node, pods.fetch_container(self.config), marker=marker)
+        scratch = pods.scratch_request(
+            self.config, server=files.server is not None, cache_volume=cache == "download"
+        )
         if files.server is not None:
             init.append(
                 pods.server_container(
@@ -377,20 +608,44 @@ class _Program:
                     self.config,
                     sidecar=True,
                     ready_timeout_s=spec.timeouts.ready,
+                    cache=cache,
                 )
             )
+        egress = {}
+        if cache == "download":
+            egress[HUB_LABEL] = "true"
+        if service.spec.runner.kind == "external":
+            egress[EXTERNAL_LABEL] = service.name
         template = self._pod(
-            labels, name, files, init=init, main=[self._client(node, service)], service=service
+            labels,
+            name,
+            files,
+            init=init,
+            main=[self._client(node, service, scratch)],
+            service=service,
+            egress=egress,
+            model_cache=cache != "none",
         )
-        deadline = (
+        own = (
             int(spec.timeouts.total + spec.timeouts.ready) + self.config.jobs.extra_deadline_seconds
         )
-        deps = [config_map, *self._upstream_done(node)]
-        job = self._job(name, labels, template, deadline_s=deadline, deps=deps, shards=spec.shards)
-        self.done[node.name] = self._commit_job(node, files, name, job)
+        if marker is not None and self.asynchronous:  # it may wait for the prefetch too
+            own += self.config.jobs.prefetch_deadline_seconds
+        deadline = self._deadline(node, own)
+        deps += self._upstream_done(node)
+        job = self._job(
+            name,
+            labels,
+            template,
+            deadline_s=deadline,
+            deps=deps,
+            owner=owner,
+            shards=spec.shards,
+        )
+        self.done[node.name] = self._commit_job(node, files, name, job, owner)
         self._export(node, files, job)
 
-    def _client(self, node: Node, service: InferenceService) -> core.ContainerArgs:
+    def _client(self, node: Node, service: InferenceService, scratch: str) -> core.ContainerArgs:
         assert isinstance(node.resource, Evaluation)
         shards = node.resource.spec.shards
         # The Job controller sets this annotation on each pod; declaring the variable
@@ -423,30 +678,40 @@ class _Program:
             self.config,
             self.config.resources.client,
             env=env,
+            ephemeral=scratch,
         )
 
     def _commit_job(
-        self, node: Node, files: NodeFiles, config_map: str, job: batch.Job
+        self, node: Node, files: NodeFiles, config_map: str, job: batch.Job, owner: AuditNode
     ) -> batch.Job:
         """After every shard succeeded: check the outputs and write the manifest."""
         name = object_name(node.name, node.id, "commit")
         labels = node_labels(node.kind, node.name, node.id, "commit")
+        init = []
+        if self.asynchronous:  # its Job is created at once too: wait for every shard
+            init.append(pods.wait_container(self.config))
         template = self._pod(
             labels,
             config_map,
             NodeFiles(files.data, files.uri),
-            init=[],
-            main=[pods.commit_container(self.config, state=False)],
+            init=init,
+            main=[
+                pods.commit_container(
+                    self.config, state=False, ephemeral=pods.scratch_request(self.config)
+                )
+            ],
         )
-        return self._job(name, labels, template, deadline_s=COMMIT_DEADLINE_S, deps=[job])
+        deadline = COMMIT_DEADLINE_S + (self.chains[node.name] if self.asynchronous else 0)
+        return self._job(name, labels, template, deadline_s=deadline, deps=[job], owner=owner)
 
     def _method(self, node: Node) -> None:
         method = node.resource
         assert isinstance(method, Method)
-        files = method_files(self.graph, node, self.config)
+        owner = AuditNode(node.kind, node.name, node.id)
+        files = self._files_with_wait(node, method_files(self.graph, node, self.config))
         name = object_name(node.name, node.id)
         labels = node_labels(node.kind, node.name, node.id, "method")
-        config_map = self._config_map(name, labels, files)
+        config_map = self._config_map(name, labels, files, owner)
         step = pods.step_container(
             "method",
             ["runners.methods", f"{CONFIG_DIR}/step.json"],
@@ -457,14 +722,17 @@ class _Program:
             labels,
             name,
             files,
-            init=[pods.fetch_container(self.config), step],
-            main=[pods.commit_container(self.config)],
+            init=self._init(node, pods.fetch_container(self.config), step),
+            main=[pods.commit_container(self.config, ephemeral=pods.scratch_request(self.config))],
         )
-        deadline = int(method.spec.timeout) + self.config.jobs.extra_deadline_seconds
+        own = int(method.spec.timeout) + self.config.jobs.extra_deadline_seconds
+        deadline = self._deadline(node, own)
         deps = [config_map, *self._upstream_done(node)]
-        job = self._job(name, labels, template, deadline_s=deadline, deps=deps)
+        job = self._job(name, labels, template, deadline_s=deadline, deps=deps, owner=owner)
         self.done[node.name] = job
         self._export(node, files, job)
+        if method.spec.output.kind == "SafetyCase":
+            self.safety_cases[node.key] = safety_case_output(files.uri, node.id, job)
 
     def _session(self, node: Node) -> None:
         session = node.resource
@@ -478,11 +746,26 @@ class _Program:
                 "there is nothing to deploy"
             )
             return
+        owner = AuditNode(node.kind, node.name, node.id)
         name = object_name(node.name, node.id)
         labels = node_labels(node.kind, node.name, node.id, "inference")
-        config_map = self._config_map(name, labels, files)
+        config_map = self._config_map(name, labels, files, owner)
+        cache = self._cache(service)
+        deps: list[pulumi.Resource] = [config_map]
+        if cache == "prefetched":
+            model = hub_model(self.graph, service.name)
+            assert model is not None
+            deps.append(self._prefetch(model))
         server = pods.server_container(
-            files.server, service, self.config, sidecar=False, ready_timeout_s=600
+            files.server,
+            service,
+            self.config,
+            sidecar=False,
+            ready_timeout_s=600,
+            cache=cache,
+            ephemeral=pods.scratch_request(
+                self.config, server=True, cache_volume=cache == "download"
+            ),
         )
         template = self._pod(
             labels,
@@ -492,6 +775,7 @@ class _Program:
             main=[server],
             service=service,
             restart="Always",
+            model_cache=cache != "none",
         )
         selector = {k: labels[k] for k in ("auditc.io/name", "auditc.io/id")}
         deployment = apps.Deployment(
@@ -502,7 +786,7 @@ class _Program:
                 selector=meta.LabelSelectorArgs(match_labels=selector),
                 template=template,
             ),
-            opts=self._opts(config_map),
+            opts=self._opts(*deps, owner=owner),
         )
         svc_name = service_name(name)
         core.Service(
@@ -512,9 +796,9 @@ class _Program:
                 selector=selector,
                 ports=[core.ServicePortArgs(name="http", port=80, target_port="http")],
             ),
-            opts=self._opts(deployment),
+            opts=self._opts(deployment, owner=owner),
         )
-        self._network_policy(name, labels, selector, files.server.port)
+        self._network_policy(name, labels, selector, files.server.port, owner)
         self.nodes[node.key] = {
             "id": node.id,
             "uri": f"http://{svc_name}.{self.namespace}.svc.cluster.local",
@@ -523,7 +807,12 @@ class _Program:
         }
 
     def _network_policy(
-        self, name: str, labels: dict[str, str], selector: dict[str, str], port: int
+        self,
+        name: str,
+        labels: dict[str, str],
+        selector: dict[str, str],
+        port: int,
+        owner: AuditNode,
     ) -> None:
         """Only evaluation pods may reach a session's servers."""
         peer = networking.NetworkPolicyPeerArgs(
@@ -542,7 +831,7 @@ class _Program:
                     )
                 ],
             ),
-            opts=self._opts(),
+            opts=self._opts(owner=owner),
         )
 
 

@@ -111,12 +111,12 @@ def test_everything_waits_for_the_shared_resources(rendering: Rendering) -> None
         if resource.kind != "Namespace":
             assert "Namespace/auditc" in rendering.waits_for(resource)
         shared = resource.kind in ("Namespace", "ServiceAccount") or (
-            resource.name == "auditc-evaluations-deny-ingress"
+            resource.name.startswith(("auditc-jobs-", "auditc-external-"))
         )
         if not shared:
             assert "ServiceAccount/auditc-runner" in rendering.waits_for(resource)
-            # No evaluation pod starts before the policy that shields its server exists.
-            assert "NetworkPolicy/auditc-evaluations-deny-ingress" in rendering.waits_for(resource)
+            # No Job pod starts before the policy that confines it exists.
+            assert "NetworkPolicy/auditc-jobs-default-deny" in rendering.waits_for(resource)
 
 
 def test_plain_properties_match_pulumi() -> None:
