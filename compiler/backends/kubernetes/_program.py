@@ -129,10 +129,12 @@ class AuditNode(pulumi.ComponentResource):
         )
 
 
-def deploy(graph: Graph, config: KubernetesConfig) -> dict[str, Any]:
+def deploy(graph: Graph, config: KubernetesConfig, *, read_store: bool = True) -> dict[str, Any]:
     """Declare the graph's Kubernetes resources and export each node's URI and Job status.
 
     Must run inside a Pulumi program (the engine, or `pulumi.runtime.test` with mocks).
+    With `read_store`, each SafetyCase's output carries its scores and gate results
+    read from the store once its Job is done (`compile` renders without touching it).
 
     Returns:
         The stack outputs, as exported.
@@ -149,7 +151,7 @@ def deploy(graph: Graph, config: KubernetesConfig) -> dict[str, Any]:
         )
     for message in [*problems, *pod_warnings(graph, config)]:
         pulumi.log.warn(message)
-    outputs = _Program(graph, config).build()
+    outputs = _Program(graph, config, read_store=read_store).build()
     for key, value in outputs.items():
         pulumi.export(key, value)
     return outputs
@@ -159,6 +161,7 @@ def deploy(graph: Graph, config: KubernetesConfig) -> dict[str, Any]:
 class _Program:
     graph: Graph
     config: KubernetesConfig
+    read_store: bool = True
     shared: list[pulumi.Resource] = field(default_factory=list)
     """ServiceAccount, claims and policies (which wait for the Namespace): everything else
     waits for them."""
@@ -732,7 +735,9 @@ class _Program:
         self.done[node.name] = job
         self._export(node, files, job)
         if method.spec.output.kind == "SafetyCase":
-            self.safety_cases[node.key] = safety_case_output(files.uri, node.id, job)
+            self.safety_cases[node.key] = safety_case_output(
+                files.uri, node.id, job, read_store=self.read_store
+            )
 
     def _session(self, node: Node) -> None:
         session = node.resource

@@ -44,6 +44,7 @@ __all__ = [
     "KIND_ORDER",
     "RenderedResource",
     "Rendering",
+    "ResourceOptionsSeen",
     "render_manifests",
     "validate_manifests",
     "write_manifests",
@@ -67,6 +68,17 @@ _FILE_PATTERN = re.compile(r"^\d{2,}-[a-z]+-[a-z0-9.-]+\.yaml$")
 
 
 @dataclass(frozen=True)
+class ResourceOptionsSeen:
+    """What the engine was told about a resource besides its inputs."""
+
+    parent: str = ""
+    """The URN of its component (an audit node), or "" at the stack's root."""
+    aliases: tuple[str, ...] = ()
+    """Earlier identities (`no parent` for a resource that moved into a component)."""
+    ignore_changes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RenderedResource:
     """One Kubernetes object the program declared."""
 
@@ -79,6 +91,8 @@ class RenderedResource:
     wave: int = 0
     retain_on_delete: bool = False
     """Pulumi leaves it in the cluster when it is deleted from the program or the stack."""
+    options: ResourceOptionsSeen = field(default_factory=lambda: ResourceOptionsSeen())
+    """Options Pulumi keeps outside the object (parent, aliases, ignored changes)."""
 
     @property
     def kind(self) -> str:
@@ -160,6 +174,7 @@ class _RecordingMonitor(mocks.MockMonitor):
         super().__init__(recorder)
         self.dependencies: dict[str, tuple[str, ...]] = {}
         self.retained: set[str] = set()
+        self.options: dict[str, ResourceOptionsSeen] = {}
         self.order: list[str] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
@@ -172,6 +187,11 @@ class _RecordingMonitor(mocks.MockMonitor):
         self.dependencies[urn] = tuple(request.dependencies)
         if request.retainOnDelete:
             self.retained.add(urn)
+        self.options[urn] = ResourceOptionsSeen(
+            request.parent,
+            tuple("no parent" if a.spec.noParent else str(a) for a in request.aliases),
+            tuple(request.ignoreChanges),
+        )
         self.order.append(urn)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_)
 
@@ -269,7 +289,7 @@ def render_manifests(
     config: KubernetesConfig,
     *,
     stack: str = "dev",
-    program: Callable[[Graph, KubernetesConfig], dict[str, Any]] = deploy,
+    program: Callable[[Graph, KubernetesConfig], dict[str, Any]] | None = None,
 ) -> Rendering:
     """Run the Kubernetes program under Pulumi's mock runtime and collect what it declared.
 
@@ -277,7 +297,8 @@ def render_manifests(
         graph: the resolved (and possibly selected) graph.
         config: the stack configuration.
         stack: the stack name (it only appears in URNs).
-        program: the program to run; `deploy` unless a test swaps it.
+        program: the program to run; `deploy` (without reading the store for stack
+            outputs) unless a test swaps it.
 
     Raises:
         BackendError: the program failed (duplicate names, invalid specs for the cluster).
@@ -301,7 +322,11 @@ def render_manifests(
         loop = asyncio.get_running_loop()
         loops.append(loop)
         loop.set_default_executor(_InlineExecutor())
-        exported = program(graph, config)
+        exported = (
+            program(graph, config)
+            if program is not None
+            else deploy(graph, config, read_store=False)
+        )
         return pulumi.Output.from_input(exported).apply(outputs.update)
 
     try:
@@ -369,6 +394,7 @@ def _ordered(monitor: _RecordingMonitor) -> list[RenderedResource]:
             manifest,
             monitor.dependencies[urn],
             retain_on_delete=urn in monitor.retained,
+            options=monitor.options[urn],
         )
     waves = _waves(found)
     ranked = [
@@ -379,6 +405,7 @@ def _ordered(monitor: _RecordingMonitor) -> list[RenderedResource]:
             r.dependencies,
             waves[r.urn],
             r.retain_on_delete,
+            r.options,
         )
         for r in found.values()
     ]
