@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_helpers import FIXTURE, STACK, containers, copy_project, load_graph
+from k8s_helpers import STACK, containers, copy_project, load_graph
 
 from compiler import Graph
 from compiler.backends.kubernetes import KubernetesConfig, Rendering, render_manifests
