@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas import WORKFLOW_KINDS, Manifest, UsageError
 
+from ._estimate import NodeCost, render_costs_markdown, render_costs_text
 from ._resolve import Graph, Node
 
 __all__ = [
@@ -161,6 +162,8 @@ class Plan(BaseModel):
     """Graph order (dependencies first), then removals."""
     note: str | None = None
     """Said under the summary, e.g. why no removals are listed."""
+    costs: list[NodeCost] = []
+    """Estimated GPU- and CPU-hours of each Evaluation that would run (`with_costs`)."""
 
     def of(self, action: Action) -> list[PlanEntry]:
         """The entries with one action."""
@@ -369,6 +372,7 @@ def _render_text(result: Plan) -> str:
             lines.append(f"  {_SYMBOL[action]} {entry.key}  {shown_id}{was}")
             if action == "re-run":
                 lines.extend(f"      {reason}" for reason in entry.reasons)
+    lines += render_costs_text(result.costs)
     return "\n".join(lines) + "\n"
 
 
@@ -392,6 +396,7 @@ def _render_markdown(result: Plan) -> str:
             )
     else:
         lines.append("No workflow changes.")
+    lines += render_costs_markdown(result.costs)
     kept = result.of("keep")
     if kept:
         lines += ["", f"<details><summary>{len(kept)} kept</summary>", ""]

@@ -311,6 +311,10 @@ class Resources(SpecModel):
     cpu: Quantity = "1"
     memory: Quantity = "2Gi"
     accelerator: Accelerator | None = None
+    throughput: float | None = Field(default=None, gt=0, exclude=True)
+    """Rows per second one server answers (one shard's), if known: `auditc plan` estimates
+    evaluations' time and GPU-hours from it (else from the store's last run of the
+    service). A planning hint: it changes no result, so it is not part of the node id."""
 
 
 class PythonRunner(SpecModel):

@@ -55,4 +55,8 @@ def plan_stack(
     result = apply_stack_reruns(
         plan(graph, baseline), stack_reruns(graph, before.config, config), before.description
     )
+    from compiler._estimate import store_manifests, with_costs
+
+    uri = store or config.store.uri
+    result = with_costs(result, graph, store_manifests(uri) if uri else [])
     return render_plan(result, format_)  # type: ignore[arg-type]

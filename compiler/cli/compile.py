@@ -112,6 +112,8 @@ def command(
         write_manifests,
     )
 
+    if config.budget.gpu_hours is not None:
+        _check_budget(graph, config)
     rendering = render_manifests(graph, config, stack=stack or "dev")
     for message in rendering.warnings:
         click.echo(f"warning: {message}", err=True)
@@ -152,6 +154,19 @@ def _stack_config(
             update={"images": config.images.model_copy(update={"runner": runner_image})}
         )
     return config
+
+
+def _check_budget(graph: Graph, config: KubernetesConfig) -> None:
+    """Fail when the evaluations not complete in the store exceed `auditc:budget.gpuHours`."""
+    from compiler._estimate import store_manifests
+    from compiler.backends.kubernetes import check_budget
+
+    manifests = store_manifests(config.store.uri) if config.store.uri else None
+    spent = check_budget(graph, config, manifests)
+    click.echo(
+        f"GPU-hours of this deployment: {spent:.1f} of a budget of {config.budget.gpu_hours:g}",
+        err=True,
+    )
 
 
 def _only_stack(project_dir: Path) -> str:

@@ -55,6 +55,11 @@ def command(
     (Dataset, Evaluation, Method) are planned; changes to Models, Modules and
     InferenceServices show up as reasons.
 
+    Each Evaluation that would run gets its GPUs × estimated hours (GPU-hours; CPU-hours
+    for servers without GPUs), and the plan their total: rows ÷ a throughput that the
+    service declares (`resources.throughput`) or that the store measured on its last
+    run; without one, only the upper bound its deadline gives (docs/kubernetes.md).
+
     With --stack NAME, the plan is that of a Kubernetes deployment: a workflow whose id
     did not change still runs again when its Job is replaced, because the stack's
     images, resources, placement, Secrets or store changed since --against (the stack
@@ -84,4 +89,7 @@ def command(
             settings.project_dir, spec_paths, store=store or settings.default_store
         )
     result = plan(scoped.graph, baseline, removals=against is not None or not scoped.subset)
+    from compiler._estimate import store_manifests, with_costs
+
+    result = with_costs(result, scoped.graph, store_manifests(store or settings.default_store))
     click.echo(render_plan(result, format_), nl=False)  # type: ignore[arg-type]

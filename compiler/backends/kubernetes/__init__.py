@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._budget import check_budget
 from ._config import (
     CONFIG_NAMESPACE,
     DEFAULT_RUNNER_IMAGE,
@@ -60,6 +61,7 @@ __all__ = [
     "RenderedResource",
     "Rendering",
     "apply_stack_reruns",
+    "check_budget",
     "deploy",
     "graph_inputs",
     "load_stack_config",

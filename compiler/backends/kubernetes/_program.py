@@ -46,6 +46,7 @@ from schemas import (
 )
 
 from . import _pods as pods
+from ._budget import check_budget
 from ._checks import image_problems, pod_warnings
 from ._config import KubernetesConfig, PvcConfig
 from ._configs import (
@@ -151,6 +152,13 @@ def deploy(graph: Graph, config: KubernetesConfig, *, read_store: bool = True) -
         )
     for message in [*problems, *pod_warnings(graph, config)]:
         pulumi.log.warn(message)
+    if read_store and config.budget.gpu_hours is not None and config.store.uri is not None:
+        from ..._estimate import store_manifests
+
+        spent = check_budget(graph, config, store_manifests(config.store.uri))
+        pulumi.log.info(
+            f"GPU-hours of this deployment: {spent:.1f} (budget {config.budget.gpu_hours:g})"
+        )
     outputs = _Program(graph, config, read_store=read_store).build()
     for key, value in outputs.items():
         pulumi.export(key, value)

@@ -29,7 +29,7 @@ def test_images_by_tag_are_warnings_and_with_require_digests_errors(
     ]
     with pytest.raises(SystemExit) as info:
         main([*args, "--require-digests"])
-    assert info.value.code == 2
+    assert info.value.code == 1
     error = capsys.readouterr().err
     assert "auditc:images.requireDigests is set, but images are named by tag" in error
     assert "ghcr.io/acme/echo:1.2.3 is named by tag" in error
