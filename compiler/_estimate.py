@@ -3,13 +3,15 @@
 An Evaluation's pods (one per shard) each hold its service's GPUs while their share
 of the rows goes through the server. Its time is estimated as
 
-    rows × replications ÷ shards ÷ throughput
+    start-up + rows × replications ÷ shards ÷ throughput
 
 where `rows` is the dataset's (from the store's manifest of that dataset, else counted
 in its file), and `throughput` is rows per second of one server: the service's
 declared `resources.throughput`, else what the store measured on the last complete
 run of an Evaluation of the same service (rows ÷ duration ÷ shards, preferring a run
-of this very service id). Without either, the estimate is unknown and only its upper
+of this very service id; when that run recorded how long its requests were in flight,
+the rest of its duration is the start-up, paid once per pod). Without either, the
+estimate is unknown and only its upper
 bound is given: the Job's deadline, `timeouts.total + timeouts.ready`, per pod.
 
 GPU-hours = GPUs per pod × shards × hours; CPU-hours the same with the service's
@@ -92,10 +94,13 @@ class NodeCost(BaseModel):
 
 @dataclass(frozen=True)
 class CostBasis:
-    """A measured throughput: rows per second of one server, and where it was measured."""
+    """A throughput: rows per second of one server, and where it comes from."""
 
     rows_per_s: float
     source: str
+    overhead_s: float = 0.0
+    """Seconds each pod spends besides sending rows (start-up, loading the model), as
+    measured: the run's duration less the time requests were in flight."""
 
 
 @dataclass
@@ -124,11 +129,21 @@ class Throughputs:
         for index, manifest in newest.items():
             spec = manifest.spec.get("spec", manifest.spec)
             shards = int(spec.get("shards", 1) or 1) if isinstance(spec, dict) else 1
-            rate = (manifest.rows or 0) / manifest.duration_s / shards
+            rows = (manifest.rows or 0) / shards
+            # The client records how long requests were in flight; the rest of the run
+            # (server start, model load) is paid once per pod whatever the rows.
+            busy = manifest.metrics.get("in_flight_s", 0.0)
+            if 0 < busy <= manifest.duration_s:
+                rate, overhead = rows / busy, manifest.duration_s - busy
+                how = f"{busy:.1f} s sending, {overhead:.1f} s start-up"
+            else:
+                rate, overhead = rows / manifest.duration_s, 0.0
+                how = f"in {manifest.duration_s:.1f} s"
             basis = CostBasis(
                 rate,
-                f"measured on Evaluation/{manifest.name} {manifest.id[:10]} "
-                f"({manifest.rows} rows in {manifest.duration_s:.1f} s)",
+                f"measured on Evaluation/{manifest.name} {manifest.id[:10]}: "
+                f"{manifest.rows} rows, {how}",
+                overhead,
             )
             kind, _, value = index.partition(":")
             (found.by_id if kind == "id" else found.by_name)[value] = basis
@@ -188,7 +203,9 @@ def evaluation_cost(
     else:
         basis = throughputs.by_id.get(service_node.id) or throughputs.by_name.get(service.name)
         if basis is not None and service_node.id not in throughputs.by_id:
-            basis = CostBasis(basis.rows_per_s, basis.source + ", an earlier version")
+            basis = CostBasis(
+                basis.rows_per_s, basis.source + ", an earlier version", basis.overhead_s
+            )
     if rows is None or basis is None:
         why = "rows unknown" if rows is None else "no throughput declared or measured"
         return NodeCost(
@@ -200,14 +217,15 @@ def evaluation_cost(
             basis=f"{why}: at most the deadline",
         )
     total = rows * spec.replications
-    hours = total / spec.shards / basis.rows_per_s / 3600
+    hours = (basis.overhead_s + total / spec.shards / basis.rows_per_s) / 3600
     return NodeCost(
         key=node.key,
         gpus=per_pod_gpus * spec.shards,
         cpus=cpus,
         hours=min(hours, max_hours),
         max_hours=max_hours,
-        basis=f"{total} rows ÷ {spec.shards} shard(s) ÷ {basis.rows_per_s:.3g} rows/s "
+        basis=(f"{basis.overhead_s:.0f} s + " if basis.overhead_s else "")
+        + f"{total} rows ÷ {spec.shards} shard(s) ÷ {basis.rows_per_s:.3g} rows/s "
         f"({basis.source})",
     )
 

@@ -158,3 +158,31 @@ def test_the_gpus_counted_are_the_gpus_the_pods_ask_for(tmp_path: Path) -> None:
         asked[f"Evaluation/{labels['auditc.io/name']}"] = per_pod * spec["parallelism"]
     costs = estimate_costs(graph, asked)
     assert {c.key: c.gpus for c in costs} == asked
+
+
+def test_a_measured_start_up_is_paid_once_per_pod(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_project(tmp_path / "project")
+    service = load_graph(project)["llm-vllm"]
+    store = tmp_path / "store"
+    # 160 rows over 4 shards in 80 s, of which requests were in flight for 40 s: each pod
+    # spent 40 s starting (server, model) and sent 40 rows in 40 s (1 row/s).
+    earlier = _manifest(
+        "Evaluation",
+        "older-llm-eval",
+        "e" * 20,
+        rows=160,
+        duration_s=80.0,
+        metrics={"in_flight_s": 40.0},
+        spec={"kind": "Evaluation", "spec": {"shards": 4}},
+        upstream={f"InferenceService/{service.name}": service.id},
+    )
+    Store.open(store / "evaluation" / "older-llm-eval" / earlier.id).write_manifest("", earlier)
+    line = next(
+        line for line in _plan(project, store, capsys).splitlines() if line.startswith(f"  {LLM}:")
+    )
+    # 40 s start-up + 16 rows ÷ 4 shards ÷ 1 row/s = 44 s per pod.
+    assert line.startswith(f"  {LLM}: 8 GPU(s) × {44 / 3600:.2f} h"), line
+    assert "40 s + 16 rows ÷ 4 shard(s) ÷ 1 rows/s" in line
+    assert "40.0 s sending, 40.0 s start-up" in line
