@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 from pulumi_kubernetes.batch import v1 as batch
 
-from schemas import SCORES_FILE, AuditcError, Store
+from schemas import CASE_HTML_FILE, SCORES_FILE, AuditcError, Store, case_file
 
 __all__ = ["safety_case_output", "safety_case_scores"]
 
@@ -29,7 +29,7 @@ def safety_case_scores(uri: str, node_id: str) -> dict[str, Any]:
         manifest = store.read_manifest("")
         if manifest is None or manifest.status != "complete" or manifest.id != node_id:
             return {"status": "not run", "scores": {}}
-        if not store.exists(SCORES_FILE):
+        if not store.exists(case_file(SCORES_FILE)):
             return {"status": "complete", "scores": {}}
         scores = store.read_scores("")
     except (AuditcError, OSError) as exc:
@@ -47,7 +47,7 @@ def safety_case_output(
     uri: str, node_id: str, job: batch.Job, *, read_store: bool = True
 ) -> pulumi.Output[dict[str, Any]]:
     """The output of one SafetyCase: its report's URI and, once known, its scores."""
-    report = f"{uri.split('?', 1)[0]}/index.html"
+    report = f"{uri.split('?', 1)[0]}/{case_file(CASE_HTML_FILE)}"
 
     def read(_: Any) -> dict[str, Any]:
         if not read_store:

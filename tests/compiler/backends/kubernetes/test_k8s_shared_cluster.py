@@ -19,7 +19,7 @@ from compiler import Graph
 from compiler.backends.kubernetes import KubernetesConfig, Rendering, render_manifests
 from compiler.backends.kubernetes._outputs import safety_case_scores
 from runners.fetch import ModelFetchConfig, WaitConfig
-from schemas import Manifest, ScoresFile, ScoreValue, Store
+from schemas import SCORES_FILE, FileDigest, Manifest, ScoresFile, ScoreValue, Store, case_file
 
 GPU_PRODUCTS = ["NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB"]
 SHARED = {
@@ -374,7 +374,7 @@ def test_each_audit_node_is_a_component_whose_resources_keep_their_urns(
 def test_stack_outputs_carry_safety_cases(rendering: Rendering) -> None:
     (case,) = rendering.outputs["safetyCases"].values()
     assert case["uri"].startswith("s3://audit-results/ci/method/case/")
-    assert case["report"].endswith("/index.html") and "?" not in case["report"]
+    assert case["report"].endswith("/_case/index.html") and "?" not in case["report"]
     assert case["status"] == "not read", "compile never reads the store"
 
 
@@ -382,7 +382,7 @@ def test_safety_case_scores_come_from_the_store_with_their_gates(tmp_path: Path)
     store = Store.open(tmp_path / "method" / "case" / "abc")
     assert safety_case_scores(str(tmp_path / "method/case/abc"), "abc")["status"] == "not run"
     now = "2026-01-01T00:00:00+00:00"
-    store.write_bytes(
+    scores = (
         ScoresFile(
             method="case",
             id="abc",
@@ -393,9 +393,9 @@ def test_safety_case_scores_come_from_the_store_with_their_gates(tmp_path: Path)
             ],
         )
         .model_dump_json()
-        .encode(),
-        "scores.json",
+        .encode()
     )
+    store.write_bytes(scores, case_file(SCORES_FILE))
     store.write_manifest(
         "",
         Manifest.model_validate(
@@ -411,6 +411,9 @@ def test_safety_case_scores_come_from_the_store_with_their_gates(tmp_path: Path)
                         "started_at": now,
                         "finished_at": now,
                         "duration_s": 1.0,
+                        "outputs": {
+                            case_file(SCORES_FILE): FileDigest.of(scores).model_dump(mode="json")
+                        },
                     }
                 )
             )
