@@ -46,7 +46,14 @@ EXTRA_MODULES: dict[Extra, tuple[str, ...]] = {
     ),
     "notebooks": ("papermill", "nbconvert", "nbformat", "ipykernel", "matplotlib"),
     "huggingface": ("huggingface_hub", "transformers", "torch"),
-    "kubernetes": ("pyarrow", "pulumi", "pulumi_kubernetes", "kubernetes_validate", "packaging"),
+    "kubernetes": (
+        "pyarrow",
+        "pulumi",
+        "pulumi_kubernetes",
+        "kubernetes_validate",
+        "packaging",
+        "kubernetes",
+    ),
     "s3": ("pyarrow",),
     "sigstore": ("sigstore",),
 }

@@ -40,6 +40,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Write the compiled graph (local JSON or Kubernetes manifests).",
     ),
     "push": ("compiler.cli.push", "Upload the files an audit reads to a store, content-addressed."),
+    "status": (
+        "compiler.cli.status",
+        "Show each node's Job state and whether its outputs are in the store.",
+    ),
+    "wait": (
+        "compiler.cli.wait",
+        "Wait until every node of a deployed stack is complete (exit 0) or failed (1).",
+    ),
     "report": (
         "compiler.cli.report",
         "Build a static site of safety cases and scores from a store.",
@@ -64,6 +72,8 @@ COMMAND_EXTRAS: dict[str, Extra] = {
     "serve": "run",
     "infer": "run",
     "push": "s3",
+    "status": "kubernetes",
+    "wait": "kubernetes",
     "report": "results",
     "diff": "results",
     "check": "results",

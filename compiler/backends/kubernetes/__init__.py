@@ -8,7 +8,9 @@
   content-addressed, for the pods' fetch step;
 - `KubernetesConfig` / `load_stack_config` read a stack's `auditc:` settings;
 - `stack_reruns(graph, before, after)` says which workflows a change of stack settings
-  re-runs (their Jobs are replaced), for `auditc plan --stack`.
+  re-runs (their Jobs are replaced), for `auditc plan --stack`;
+- `stack_status(graph, jobs, committed)` joins a deployment's Jobs (`read_jobs`) with the
+  store (`committed_ids`), for `auditc status` and `auditc wait`.
 
 Only this package imports `pulumi`/`pulumi_kubernetes`, and only when a name that
 needs them is used, so `auditc push` never pays for them.
@@ -38,6 +40,7 @@ from ._config import (
 from ._inputs import InputFile, PushResult, graph_inputs, push_inputs
 from ._names import object_name
 from ._stack_plan import StackBaseline, apply_stack_reruns, stack_config_at, stack_reruns
+from ._status import StackStatus, committed_ids, read_jobs, stack_status
 
 if TYPE_CHECKING:
     from ._program import deploy
@@ -58,19 +61,23 @@ __all__ = [
     "KubernetesConfig",
     "PushResult",
     "StackBaseline",
+    "StackStatus",
     "RenderedResource",
     "Rendering",
     "apply_stack_reruns",
     "check_budget",
+    "committed_ids",
     "deploy",
     "graph_inputs",
     "load_stack_config",
     "object_name",
     "push_inputs",
+    "read_jobs",
     "render_manifests",
     "stack_config_at",
     "stack_file",
     "stack_reruns",
+    "stack_status",
     "stack_values",
     "validate_manifests",
     "write_manifests",
