@@ -290,8 +290,14 @@ def store_manifests(uri: str) -> list[Manifest] | None:
 
 
 def _hours(value: float | None) -> str:
+    """Hours to read at a glance: `?`, `0`, two significant digits below 0.01 (a CPU
+    evaluation of seconds still shows), two decimals below 10, one above."""
     if value is None:
         return "?"
+    if value == 0:
+        return "0"
+    if value < 0.01:
+        return f"{value:.2g}"
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 

@@ -53,7 +53,7 @@ def test_plan_shows_gpu_hours_from_a_measured_throughput(
     store = tmp_path / "store"
     # Nothing measured yet: only the deadline bounds the cost (4 shards × 2 GPUs × 1.33 h).
     text = _plan(project, store, capsys)
-    assert "GPU-hours: 0.00 estimated, at most 10.7 by the deadlines (1 evaluation(s)" in text
+    assert "GPU-hours: 0 estimated, at most 10.7 by the deadlines (1 evaluation(s)" in text
     assert f"  {LLM}: 8 GPU(s) × ? h = ? GPU-h (at most 10.7); no throughput" in text
 
     # An earlier run of the same service, on another dataset: 160 rows in 80 s over 4 shards.
@@ -72,7 +72,8 @@ def test_plan_shows_gpu_hours_from_a_measured_throughput(
     # 8 rows × 2 replications ÷ 4 shards ÷ (160 / 80 / 4 = 0.5 rows/s) = 8 s per pod.
     hours = 8 / 3600
     line = next(line for line in text.splitlines() if line.startswith(f"  {LLM}:"))
-    assert line.startswith(f"  {LLM}: 8 GPU(s) × {hours:.2f} h = {8 * hours:.2f} GPU-h")
+    # Below 0.01 h, two significant digits: seconds of work still show.
+    assert line.startswith(f"  {LLM}: 8 GPU(s) × 0.0022 h = 0.02 GPU-h")
     assert "16 rows ÷ 4 shard(s) ÷ 0.5 rows/s (measured on Evaluation/older-llm-eval" in line
     # The CPU services cost CPU-hours; the external one nothing.
     assert "Evaluation/phrases-length: 1 CPU(s)" in text
@@ -80,7 +81,7 @@ def test_plan_shows_gpu_hours_from_a_measured_throughput(
 
     markdown = _plan(project, store, capsys, "--format", "markdown")
     assert "| evaluation | GPUs | hours (est.) | GPU-hours | at most | how |" in markdown
-    assert f"| `{LLM}` | 8 | {hours:.2f} | {8 * hours:.2f} | 10.7 |" in markdown
+    assert f"| `{LLM}` | 8 | 0.0022 | 0.02 | 10.7 |" in markdown
     plan = json.loads(_plan(project, store, capsys, "--format", "json"))
     (cost,) = [c for c in plan["costs"] if c["key"] == LLM]
     assert cost["gpus"] == 8 and cost["hours"] == pytest.approx(hours)
@@ -100,7 +101,7 @@ def test_a_declared_throughput_wins_and_changes_no_id(
     assert {n.key: n.id for n in after} == {n.key: n.id for n in before}, "a hint, not a result"
     text = _plan(project, tmp_path / "store", capsys)
     # 16 rows ÷ 4 shards ÷ 0.25 rows/s = 16 s per pod, × 8 GPUs.
-    assert f"8 GPU(s) × {16 / 3600:.2f} h" in text and "(declared 0.25 rows/s)" in text
+    assert "8 GPU(s) × 0.0044 h" in text and "(declared 0.25 rows/s)" in text
 
 
 def _budget_stack(project: Path, store: Path, gpu_hours: float) -> None:
@@ -183,6 +184,6 @@ def test_a_measured_start_up_is_paid_once_per_pod(
         line for line in _plan(project, store, capsys).splitlines() if line.startswith(f"  {LLM}:")
     )
     # 40 s start-up + 16 rows ÷ 4 shards ÷ 1 row/s = 44 s per pod.
-    assert line.startswith(f"  {LLM}: 8 GPU(s) × {44 / 3600:.2f} h"), line
+    assert line.startswith(f"  {LLM}: 8 GPU(s) × 0.01 h = 0.10 GPU-h"), line
     assert "40 s + 16 rows ÷ 4 shard(s) ÷ 1 rows/s" in line
     assert "40.0 s sending, 40.0 s start-up" in line
