@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,7 +16,13 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
 _UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-class DurationParam(click.ParamType):
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[float]
+else:  # click < 8.2's ParamType is not generic
+    _ParamType = click.ParamType
+
+
+class DurationParam(_ParamType):
     """Seconds, or numbers with `h`, `m` and `s`: `90`, `45m`, `5h45m`."""
 
     name = "duration"
