@@ -180,12 +180,18 @@ class Cluster:
         """A Secret users create beside the stack (`kubectl create secret generic`)."""
         self.secrets[name] = dict(data)
 
-    def apply(self, directory: Path) -> ApplyResult:
-        """Apply every manifest of `directory`, wave by wave, running its Jobs to the end."""
+    def apply(self, directory: Path, *, together: bool = False) -> ApplyResult:
+        """Apply every manifest of `directory`, wave by wave, running its Jobs to the end.
+
+        `together` runs every Job at once instead, as a cluster does after an
+        asynchronous `pulumi up` (`pulumi.com/skipAwait`): the order is then the pods'
+        own business (their `wait` init containers).
+        """
         result = ApplyResult()
         by_wave: dict[int, list[Manifest]] = {}
         for manifest in load_manifests(directory):
-            by_wave.setdefault(manifest.wave, []).append(manifest)
+            wave = 1 if together and manifest.kind == "Job" else 0 if together else manifest.wave
+            by_wave.setdefault(wave, []).append(manifest)
         for wave in sorted(by_wave):
             jobs = []
             for manifest in by_wave[wave]:
