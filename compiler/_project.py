@@ -106,6 +106,8 @@ def path_refs(resource: AnyResource) -> list[PathRef]:
         return [PathRef(("spec", "path"), resource.spec.path, "dir")]
     if isinstance(resource, Module):
         return [PathRef(("spec", "path"), resource.spec.path, "dir")]
+    if isinstance(resource, Evaluation) and resource.spec.imported is not None:
+        return [PathRef(("spec", "imported", "path"), resource.spec.imported.path, "file")]
     if isinstance(resource, Method) and resource.spec.implementation.notebook is not None:
         notebook = resource.spec.implementation.notebook
         return [PathRef(("spec", "implementation", "notebook"), notebook, "file")]
@@ -125,8 +127,11 @@ def references(resource: AnyResource) -> list[Reference]:
     elif isinstance(resource, InferenceSession):
         refs.append(Reference(("spec", "service"), resource.spec.service, ("InferenceService",)))
     elif isinstance(resource, Evaluation):
-        refs.append(Reference(("spec", "service"), resource.spec.service, ("InferenceService",)))
-        refs.append(Reference(("spec", "dataset"), resource.spec.dataset, ("Dataset",)))
+        if resource.spec.service is not None:
+            service = resource.spec.service
+            refs.append(Reference(("spec", "service"), service, ("InferenceService",)))
+        if resource.spec.dataset is not None:
+            refs.append(Reference(("spec", "dataset"), resource.spec.dataset, ("Dataset",)))
     elif isinstance(resource, Method):
         for keyword, item in resource.spec.inputs.items():
             refs.append(

@@ -123,11 +123,12 @@ class Graph:
 
         A Hugging Face `repo@commit`, a pip requirement, or the content hashes of a
         local model directory or the Module providing the callable; None for other
-        kinds and for services without a model (external, container).
+        kinds, for services without a model (external, container) and for imported
+        Evaluations.
         """
         evaluation = self.nodes[name].resource
-        if not isinstance(evaluation, Evaluation):
-            return None
+        if not isinstance(evaluation, Evaluation) or evaluation.spec.service is None:
+            return None  # an imported Evaluation: its log's digest is among its input files
         service = self.nodes[evaluation.spec.service].resource
         assert isinstance(service, InferenceService)
         if service.spec.model is None:

@@ -717,9 +717,13 @@ class _GraphChecker:
             return set(resource.spec.columns) | {INDEX_COLUMN}
         if isinstance(resource, Evaluation):
             service = self._get(resource.spec.service, InferenceService)
-            if service is None:
+            if resource.spec.imported is not None:
+                output = set(resource.spec.imported.columns)
+            elif service is not None:
+                output = set(service.spec.interface.output)
+            else:
                 return None
-            return set(service.spec.interface.output) | {
+            return output | {
                 INDEX_COLUMN,
                 REPLICATION_COLUMN,
                 ERROR_COLUMN,
@@ -732,8 +736,8 @@ class _GraphChecker:
             return columns
         return None
 
-    def _get(self, name: str, cls: type[Any]) -> Any:
-        found = self.by_name.get(name)
+    def _get(self, name: str | None, cls: type[Any]) -> Any:
+        found = self.by_name.get(name) if name is not None else None
         return found.resource if found is not None and isinstance(found.resource, cls) else None
 
 

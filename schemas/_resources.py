@@ -58,6 +58,7 @@ __all__ = [
     "HuggingFaceDatasetSource",
     "HuggingFaceModelSource",
     "HuggingFaceRunner",
+    "ImportedResults",
     "InferenceService",
     "InferenceServiceSpec",
     "InferenceSession",
@@ -538,11 +539,44 @@ def _concurrency(value: Any) -> int | Literal["auto"] | AdaptiveConcurrency | No
     )
 
 
-class EvaluationSpec(SpecModel):
-    """Every row of a Dataset through an InferenceService, `replications` times."""
+class ImportedResults(SpecModel):
+    """Results another tool made, stored as an Evaluation's output instead of running it."""
 
-    service: ResourceName
-    dataset: ResourceName
+    path: RelativePath
+    """The log, relative to this YAML file: an Inspect AI log (`.eval`, or a `.json` log)."""
+    format: Literal["inspect"] = "inspect"
+    """`inspect`: Inspect AI's EvalLog. One output row per sample and epoch: `_index_` the
+    sample's position in the log, `_replication_` its epoch - 1."""
+    columns: dict[ColumnName, ColumnType] = Field(min_length=1)
+    """The output columns to take from each sample, named as a Dataset of the log names
+    them (`completion`, `score_<scorer>`, `model`, `target`, …; docs/specs.md)."""
+
+
+_RUN_SETTINGS = (
+    "replications",
+    "concurrency",
+    "batch_size",
+    "max_response_bytes",
+    "timeouts",
+    "retries",
+    "errors",
+    "shards",
+    "replicas",
+)
+"""What only an Evaluation that runs takes: an imported one sends nothing."""
+
+
+class EvaluationSpec(SpecModel):
+    """Every row of a Dataset through an InferenceService, `replications` times; or, with
+    `imported`, the results of a run made elsewhere (an Inspect AI log)."""
+
+    service: ResourceName | None = None
+    """The InferenceService under test (required unless `imported`)."""
+    dataset: ResourceName | None = None
+    """The Dataset whose rows are sent (required unless `imported`; with `imported`, an
+    optional Dataset of one row per sample of the log, in the log's order, checked when it runs)."""
+    imported: ImportedResults | None = None
+    """Take the output from a log another tool wrote instead of running anything."""
     replications: int = Field(default=1, ge=1, le=1000)
     concurrency: Annotated[
         int | Literal["auto"] | AdaptiveConcurrency | None,
@@ -569,6 +603,35 @@ class EvaluationSpec(SpecModel):
     """Disjoint slices run in parallel (pods of an Indexed Job on Kubernetes)."""
     replicas: int = Field(default=1, ge=1, le=64)
     """Server replicas (local: processes)."""
+
+    @model_validator(mode="after")
+    def _runs_or_imports(self) -> EvaluationSpec:
+        if self.imported is not None:
+            if self.service is not None:
+                raise ValueError(
+                    "an imported Evaluation runs no service: set either 'service' (and "
+                    "'dataset') or 'imported', not both"
+                )
+            fields = type(self).model_fields
+            extra = [
+                name
+                for name in _RUN_SETTINGS
+                if getattr(self, name) != fields[name].get_default(call_default_factory=True)
+            ]
+            if extra:
+                raise ValueError(
+                    f"an imported Evaluation sends nothing, so it takes no {', '.join(extra)}; "
+                    "remove them"
+                )
+        elif self.service is None or self.dataset is None:
+            missing = " and ".join(
+                f"'{n}'" for n in ("service", "dataset") if getattr(self, n) is None
+            )
+            raise ValueError(
+                f"missing {missing}: an Evaluation sends a Dataset through an InferenceService "
+                "(or takes its output from a log with 'imported')"
+            )
+        return self
 
 
 class Evaluation(_Resource):

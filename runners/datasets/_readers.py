@@ -197,7 +197,7 @@ def _locate_csv_error(path: Path, schema: pa.Schema, exc: Exception) -> DatasetE
 
 
 def _read_inspect_log(path: Path, fmt: FileFormat, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    from ._inspect_log import inspect_table
+    from runners.imports import inspect_table
 
     table = inspect_table(path)
     yield from _select_declared(path, table.column_names, table.to_batches(), schema)

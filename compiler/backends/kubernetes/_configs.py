@@ -414,12 +414,36 @@ def dataset_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFil
     return NodeFiles(data, uri, image=image)
 
 
+def import_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
+    """ConfigMap files of the Job of an Evaluation whose spec says `imported`."""
+    from runners.imports import ImportConfig
+
+    evaluation = node.resource
+    assert isinstance(evaluation, Evaluation) and evaluation.spec.imported is not None
+    uri = node_uri(config.store.root, node)
+    dataset = evaluation.spec.dataset
+    step = ImportConfig(
+        evaluation=evaluation,
+        source_path=_pod_path(node, evaluation.spec.imported.path),
+        dataset_uri=node_uri(config.store.root, graph[dataset]) if dataset is not None else None,
+        output_uri=uri,
+    )
+    image = config.images.runner
+    data = {
+        "inputs.json": _inputs_json(graph, [node.name], config, started=True),
+        "step.json": step.model_dump_json(indent=2),
+        "commit.json": _commit_json(graph, node, uri, image, started=True, count_rows=True),
+    }
+    return NodeFiles(data, uri, image=image)
+
+
 def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
     """ConfigMap files of an Evaluation's Indexed Job (and of its commit Job)."""
     from runners.evaluation import EvaluationConfig
 
     evaluation = node.resource
     assert isinstance(evaluation, Evaluation)
+    assert evaluation.spec.service is not None and evaluation.spec.dataset is not None
     service = graph[evaluation.spec.service].resource
     assert isinstance(service, InferenceService)
     runner = service.spec.runner

@@ -5,7 +5,8 @@
 - a Namespace (or uses an existing one), a ServiceAccount without API access, and the
   claims the stack asks for (store volume, model cache);
 - per Dataset: a ConfigMap and an ingestion Job;
-- per Evaluation: a ConfigMap, an Indexed Job (one pod per shard: fetch inputs → the
+- per Evaluation that `imported` its output: a ConfigMap and an import Job;
+- per other Evaluation: a ConfigMap, an Indexed Job (one pod per shard: fetch inputs → the
   inference server as a native sidecar → the evaluation client on its completion
   index) and a commit Job that writes the manifest once every shard is done;
 - per Method: a ConfigMap and a Job (fetch → method → commit), after its inputs;
@@ -56,6 +57,7 @@ from ._configs import (
     evaluation_files,
     graph_position,
     hub_model,
+    import_files,
     method_files,
     prefetch_files,
     prefetch_marker,
@@ -197,6 +199,8 @@ class _Program:
             resource = node.resource
             if isinstance(resource, Dataset):
                 self._dataset(node)
+            elif isinstance(resource, Evaluation) and resource.spec.imported is not None:
+                self._imported_evaluation(node)
             elif isinstance(resource, Evaluation):
                 self._evaluation(node)
             elif isinstance(resource, Method):
@@ -557,6 +561,31 @@ class _Program:
         self.done[node.name] = job
         self._export(node, files, job)
 
+    def _imported_evaluation(self, node: Node) -> None:
+        owner = AuditNode(node.kind, node.name, node.id)
+        files = self._files_with_wait(node, import_files(self.graph, node, self.config))
+        name = object_name(node.name, node.id)
+        labels = node_labels(node.kind, node.name, node.id, "import")
+        config_map = self._config_map(name, labels, files, owner)
+        step = pods.step_container(
+            "import",
+            ["runners.imports", f"{CONFIG_DIR}/step.json"],
+            self.config,
+            self.config.resources.dataset,
+        )
+        template = self._pod(
+            labels,
+            name,
+            files,
+            init=self._init(node, pods.fetch_container(self.config), step),
+            main=[pods.commit_container(self.config, ephemeral=pods.scratch_request(self.config))],
+        )
+        deadline = self._deadline(node, self.config.jobs.dataset_deadline_seconds)
+        deps = [config_map, *self._upstream_done(node)]
+        job = self._job(name, labels, template, deadline_s=deadline, deps=deps, owner=owner)
+        self.done[node.name] = job
+        self._export(node, files, job)
+
     def _prefetch(self, model_name: str) -> pulumi.Resource:
         """The model's prefetch Job (one per Model, whichever services serve it)."""
         if model_name in self.prefetched:
@@ -592,6 +621,7 @@ class _Program:
         evaluation = node.resource
         assert isinstance(evaluation, Evaluation)
         spec = evaluation.spec
+        assert spec.service is not None
         service = self.graph[spec.service].resource
         assert isinstance(service, InferenceService)
         owner = AuditNode(node.kind, node.name, node.id)

@@ -17,6 +17,7 @@ from schemas import Dataset, Evaluation, InferenceService, Method, Module, Store
 if TYPE_CHECKING:
     from runners.datasets import IngestConfig
     from runners.evaluation import EvaluationConfig
+    from runners.imports import ImportConfig
     from runners.inference import ServerConfig
     from runners.methods import MethodConfig
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "absolute_path",
     "evaluation_config",
+    "import_config",
     "ingest_config",
     "method_config",
     "module_dirs",
@@ -88,6 +90,7 @@ def evaluation_config(
 
     evaluation = node.resource
     assert isinstance(evaluation, Evaluation)
+    assert evaluation.spec.service is not None and evaluation.spec.dataset is not None
     service = graph[evaluation.spec.service].resource
     assert isinstance(service, InferenceService)
     runner = service.spec.runner
@@ -100,6 +103,21 @@ def evaluation_config(
         output_uri=store.uri_of(node.store_path),
         shard_index=shard[0],
         shard_count=shard[1],
+    )
+
+
+def import_config(graph: Graph, node: Node, store: Store) -> ImportConfig:
+    """The config of `python -m runners.imports` for an Evaluation whose spec says `imported`."""
+    from runners.imports import ImportConfig
+
+    evaluation = node.resource
+    assert isinstance(evaluation, Evaluation) and evaluation.spec.imported is not None
+    dataset = evaluation.spec.dataset
+    return ImportConfig(
+        evaluation=evaluation,
+        source_path=str(absolute_path(graph, node, evaluation.spec.imported.path)),
+        dataset_uri=store.uri_of(graph[dataset].store_path) if dataset is not None else None,
+        output_uri=store.uri_of(node.store_path),
     )
 
 

@@ -135,7 +135,7 @@ def _service_demand(to_run: list[Node]) -> dict[ServiceKey, int]:
     """How many evaluations of this run will use each (service, replicas)."""
     demand: dict[ServiceKey, int] = {}
     for node in to_run:
-        if isinstance(node.resource, Evaluation):
+        if isinstance(node.resource, Evaluation) and node.resource.spec.service is not None:
             key = (node.resource.spec.service, node.resource.spec.replicas)
             demand[key] = demand.get(key, 0) + 1
     return demand
@@ -159,6 +159,7 @@ _CONFIG_PACKAGES = (
     ("Dataset", "runners.datasets"),
     ("Evaluation", "runners.evaluation"),
     ("Evaluation", "runners.inference"),
+    ("Evaluation", "runners.imports"),
     ("Method", "runners.methods"),
 )
 
@@ -168,6 +169,8 @@ def _preload_groups(to_run: list[Node]) -> list[str]:
     groups: list[str] = []
     for node in to_run:
         wanted = _STEP_GROUPS.get(node.kind, ())
+        if isinstance(node.resource, Evaluation) and node.resource.spec.imported is not None:
+            wanted = ("datasets",)  # reading a log needs pyarrow, not the HTTP client
         if isinstance(node.resource, Method) and node.resource.spec.implementation.notebook:
             wanted = (*wanted, "notebooks")
         groups += [g for g in wanted if g not in groups]
@@ -295,9 +298,8 @@ class _Scheduler:
             if not blocked:
                 continue
             self.waiting.remove(node)
-            if isinstance(node.resource, Evaluation):
-                spec = node.resource.spec
-                self.ctx.services.done((spec.service, spec.replicas))
+            if isinstance(node.resource, Evaluation) and node.resource.spec.service is not None:
+                self.ctx.services.done((node.resource.spec.service, node.resource.spec.replicas))
             # Name the failures themselves, not the nodes skipped because of them.
             causes = sorted(self.deps[node.name] & self.failed) or blocked
             keys = ", ".join(self.ctx.graph[n].key for n in causes)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from schemas import CASE_DIR, CASE_HTML_FILE, AuditcError, Evaluation, Method, Store
 
 from ..._git import GitState
-from ._configs import evaluation_config, ingest_config, method_config
+from ._configs import evaluation_config, import_config, ingest_config, method_config
 from ._manifest import LOGS_DIR, StepOutcome, build_manifest
 from ._processes import Cancelled, ChildProcess, Supervisor
 from ._results import NodeResult
@@ -253,10 +253,21 @@ def _method(ctx: RunContext, node: Node) -> StepOutcome:
     return StepOutcome(error=error, rows=result.get("rows"), metrics=metrics, log=run.log_relative)
 
 
+def _imported_evaluation(ctx: RunContext, node: Node) -> StepOutcome:
+    config = import_config(ctx.graph, node, ctx.store)
+    run = _start_step(ctx, node, "runners.imports", config, log_name="import")
+    result, error = _finish_step(ctx, run, timeout=None)
+    counts = ("samples", "epochs", "errors")
+    metrics: dict[str, float] = {k: float(result[k]) for k in counts if k in result}
+    return StepOutcome(error=error, rows=result.get("rows"), metrics=metrics, log=run.log_relative)
+
+
 def _evaluation(ctx: RunContext, node: Node) -> StepOutcome:
     evaluation = node.resource
     assert isinstance(evaluation, Evaluation)
     spec = evaluation.spec
+    if spec.service is None:
+        return _imported_evaluation(ctx, node)
     key = (spec.service, spec.replicas)
     try:
         outcome = _run_evaluation(ctx, node, evaluation, key)
@@ -311,6 +322,7 @@ def _all_rows_written(ctx: RunContext, evaluation: Evaluation, outcome: StepOutc
 
     Then a re-run resumes with nothing to send, and its outcome cannot change.
     """
+    assert evaluation.spec.dataset is not None
     dataset = ctx.store.read_manifest(ctx.graph[evaluation.spec.dataset].store_path)
     if dataset is None or dataset.rows is None or outcome.rows is None:
         return False

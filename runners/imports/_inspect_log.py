@@ -1,8 +1,9 @@
 """Inspect AI logs (`.eval` archives and `.json` logs) read as rows, without inspect_ai.
 
-A Dataset with `file: {path: logs/run.eval}` (or `format: inspect` for a `.json` log)
-ingests a run made with Inspect: one row per sample and epoch, so that an audit can add
-methods, safety cases and gates on top of it. The columns (declare the ones you use):
+A Dataset with `file: {path: logs/run.eval}` (or `format: inspect` for a `.json` log), or
+an Evaluation with `imported: {path: logs/run.eval, columns: …}`, takes in a run made with
+Inspect: one row per sample and epoch, so that an audit can add methods, safety cases and
+gates on top of it. The columns (declare the ones you use):
 
 | column | type | from the sample |
 |---|---|---|
@@ -19,7 +20,8 @@ methods, safety cases and gates on top of it. The columns (declare the ones you 
 | `metadata_<key>` | as the value | each scalar `metadata` value |
 
 Rows come in the log's sample order (`eval.dataset.sample_ids`), each sample's epochs
-in order; `_index_` is the row position. Only the extracted columns are kept in memory,
+in order. A Dataset's `_index_` is the row position; an Evaluation's is the sample's
+position, with `_replication_` its epoch - 1 (`inspect_evaluation_table`). Only the extracted columns are kept in memory,
 not the samples' messages and events.
 """
 
@@ -35,9 +37,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from schemas import DatasetError, MissingDependencyError
+from schemas import (
+    ERROR_COLUMN,
+    ERROR_TYPE_COLUMN,
+    INDEX_COLUMN,
+    REPLICATION_COLUMN,
+    DatasetError,
+    MissingDependencyError,
+    evaluation_output_schema,
+)
 
-__all__ = ["inspect_table", "read_inspect_log"]
+__all__ = ["inspect_evaluation_table", "inspect_rows", "inspect_table", "read_inspect_log"]
 
 MAX_ENTRY_BYTES = 512 << 20
 """An archive entry larger than this (uncompressed) is refused: a zip bomb, not a sample."""
@@ -172,11 +182,11 @@ def _row(sample: dict[str, Any], model: str | None) -> dict[str, Any]:
     return row
 
 
-def inspect_table(path: Path) -> pa.Table:
-    """The samples of an Inspect log as a table of the columns above, in log order.
+def inspect_rows(path: Path) -> list[dict[str, Any]]:
+    """The samples of an Inspect log as rows of the columns above, in log order.
 
     Raises:
-        DatasetError: not an Inspect log, no samples, or a column whose values differ in type.
+        DatasetError: not an Inspect log, or no samples.
     """
     header, samples = read_inspect_log(path)
     model = header["eval"].get("model")
@@ -188,8 +198,82 @@ def inspect_table(path: Path) -> pa.Table:
     ids = header["eval"].get("dataset", {}).get("sample_ids") or []
     order = {str(s): i for i, s in enumerate(ids)}
     rows.sort(key=lambda r: (order.get(r["sample_id"], len(order)), r["sample_id"], r["epoch"]))
+    return rows
+
+
+def inspect_table(path: Path) -> pa.Table:
+    """The samples of an Inspect log as a table of the columns above, in log order.
+
+    Raises:
+        DatasetError: not an Inspect log, no samples, or a column whose values differ in type.
+    """
+    rows = inspect_rows(path)
     names = list(dict.fromkeys(k for row in rows for k in row))
     try:
         return pa.Table.from_pylist([{n: r.get(n) for n in names} for r in rows])
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DatasetError(f"{path}: the samples' values do not fit one table: {exc}") from exc
+
+
+def inspect_evaluation_table(path: Path, columns: dict[str, str]) -> tuple[pa.Table, list[str]]:
+    """An Inspect log as a stored Evaluation (`schemas.evaluation_output_schema(columns)`),
+    and the log's sample ids by `_index_`.
+
+    One row per sample and epoch: `_index_` is the sample's position in the log (its
+    first appearance in `eval.dataset.sample_ids` order), `_replication_` its epoch - 1,
+    then the `columns` taken from the sample as `inspect_table` names them, `_error_` the
+    sample's error message and `_error_type_` `inspect` where it has one.
+
+    Raises:
+        DatasetError: not an Inspect log, no samples, a column that no sample has, a value
+            that does not fit its declared type, or a sample and epoch that appear twice.
+    """
+    rows = inspect_rows(path)
+    present = set().union(*rows)
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise DatasetError(
+            f"{path}: no sample of the Inspect log has {', '.join(map(repr, missing))}; "
+            f"its samples have: {', '.join(sorted(present))}"
+        )
+    positions: dict[str, int] = {}
+    seen: set[tuple[str, int]] = set()
+    records: list[dict[str, Any]] = []
+    for row in rows:
+        key = (row["sample_id"], row["epoch"])
+        if key in seen:
+            raise DatasetError(
+                f"{path}: sample {key[0]!r} epoch {key[1]} appears twice in the Inspect log"
+            )
+        seen.add(key)
+        error = row.get("error")
+        records.append(
+            {
+                INDEX_COLUMN: positions.setdefault(row["sample_id"], len(positions)),
+                REPLICATION_COLUMN: row["epoch"] - 1,
+                **{c: row.get(c) for c in columns},
+                ERROR_COLUMN: error,
+                ERROR_TYPE_COLUMN: "inspect" if error is not None else None,
+            }
+        )
+    schema = evaluation_output_schema(columns)
+    try:
+        return pa.Table.from_pylist(records, schema=schema), list(positions)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        bad = _first_misfit(records, schema)
+        raise DatasetError(f"{path}: {bad or exc}") from exc
+
+
+def _first_misfit(records: list[dict[str, Any]], schema: pa.Schema) -> str | None:
+    """Which sample's column does not fit its declared type, for the error message."""
+    for field in schema:
+        for record in records:
+            try:
+                pa.array([record[field.name]], field.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                value = repr(record[field.name])[:50]
+                return (
+                    f"column {field.name!r} is declared {field.type}, but sample "
+                    f"{record[INDEX_COLUMN]} (epoch {record[REPLICATION_COLUMN] + 1}) has {value}"
+                )
+    return None

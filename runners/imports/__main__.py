@@ -1,0 +1,23 @@
+"""`python -m runners.imports CONFIG.json [--result FILE]`: import one Evaluation's output.
+
+Exit codes: 0 success; 1 the import failed (message on stderr); 2 the config is
+invalid; 3 a bug (with a traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .._entry import run_step
+from . import ImportConfig, import_evaluation
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Import the log an ImportConfig names; return the exit code."""
+    return run_step(
+        argv, step="imports", description=__doc__, config_type=ImportConfig, run=import_evaluation
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
