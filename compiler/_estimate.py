@@ -187,6 +187,7 @@ def evaluation_cost(
     evaluation = node.resource
     assert isinstance(evaluation, Evaluation)
     spec = evaluation.spec
+    assert spec.service is not None and spec.dataset is not None
     service_node = graph[spec.service]
     service = service_node.resource
     assert isinstance(service, InferenceService)
@@ -251,7 +252,9 @@ def estimate_costs(
     return [
         evaluation_cost(graph, node, throughputs, rows)
         for node in graph
-        if node.key in wanted and isinstance(node.resource, Evaluation)
+        if node.key in wanted
+        and isinstance(node.resource, Evaluation)
+        and node.resource.spec.service is not None  # an imported one runs no server
     ]
 
 

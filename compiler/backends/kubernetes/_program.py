@@ -306,15 +306,19 @@ class _Program:
             resource = node.resource
             if isinstance(resource, Dataset) and resource.spec.huggingface is not None:
                 return True
-            uses = isinstance(resource, Evaluation | InferenceSession)
-            if uses and hub_model(self.graph, resource.spec.service) is not None:  # type: ignore[union-attr]
+            service = (
+                resource.spec.service
+                if isinstance(resource, Evaluation | InferenceSession)
+                else None
+            )
+            if service is not None and hub_model(self.graph, service) is not None:
                 return True
         return False
 
     def _external_services(self) -> list[InferenceService]:
         found: dict[str, InferenceService] = {}
         for node in self.graph:
-            if isinstance(node.resource, Evaluation):
+            if isinstance(node.resource, Evaluation) and node.resource.spec.service is not None:
                 service = self.graph[node.resource.spec.service].resource
                 assert isinstance(service, InferenceService)
                 if service.spec.runner.kind == "external":
