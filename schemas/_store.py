@@ -207,6 +207,20 @@ class Manifest(_StoreModel):
     def _sorted_outputs(cls, value: dict[str, FileDigest]) -> dict[str, FileDigest]:
         return {_check_output_path(path): value[path] for path in sorted(value)}
 
+    @property
+    def output_kind(self) -> str:
+        """What the node produced: its kind, or `Measurement`/`SafetyCase` for a Method."""
+        if self.kind != "Method":
+            return self.kind
+        # The manifest stores the whole resource (or, written by older code, its spec only).
+        inner = self.spec.get("spec")
+        body = inner if "kind" in self.spec and isinstance(inner, dict) else self.spec
+        declared = body.get("output")
+        if isinstance(declared, dict) and declared.get("kind") in ("Measurement", "SafetyCase"):
+            return str(declared["kind"])
+        # Without a readable spec, a scores file is what makes a safety case.
+        return "SafetyCase" if case_file(SCORES_FILE) in self.outputs else "Measurement"
+
 
 class ScoreValue(BaseModel):
     """One exported score with its spec, as stored in `scores.json`."""
@@ -239,9 +253,9 @@ class ScoreValue(BaseModel):
     def _format_ok(cls, value: str) -> str:
         return check_score_format(value)
 
-    def formatted(self) -> str:
-        """The value rendered with its format and unit."""
-        text = self.format.format(value=self.value)
+    def formatted(self, value: float | None = None) -> str:
+        """A value (default: the score's own) rendered with the score's format and unit."""
+        text = self.format.format(value=self.value if value is None else value)
         return f"{text} {self.unit}" if self.unit else text
 
     def gate(self) -> GateOutcome | None:

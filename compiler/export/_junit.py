@@ -21,7 +21,6 @@ from compiler.report import (
     StoreResults,
     check_gates,
 )
-from compiler.report._results import format_score
 from schemas import Store
 
 from ._provenance import flat_provenance
@@ -50,7 +49,7 @@ def _testcase(suite: ET.Element, gate: GateResult) -> None:
     case = ET.SubElement(
         suite, "testcase", classname=f"auditc.{gate.method}", name=gate.score.name, time="0"
     )
-    shown = format_score(gate.score)
+    shown = gate.score.formatted()
     if not gate.passed:
         failure = ET.SubElement(
             case,

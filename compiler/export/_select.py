@@ -8,7 +8,6 @@ import difflib
 from dataclasses import dataclass
 
 from compiler.report import NodeRef, SafetyCase, StoreIndex
-from compiler.report._results import output_kind
 from schemas import Manifest, Store, UsageError
 
 __all__ = ["ExportTarget", "find_node", "select_target"]
@@ -89,6 +88,6 @@ def select_target(store: Store, selector: str) -> ExportTarget:
             latest[manifest.name] = manifest
             if {r for r in refs if r.kind == "Evaluation"} == {root_ref}:
                 aligned.add(manifest.id)
-    measurements = tuple(m for m in latest.values() if output_kind(m) == "Measurement")
-    cases = tuple(index.safety_case(m) for m in latest.values() if output_kind(m) == "SafetyCase")
+    measurements = tuple(m for m in latest.values() if m.output_kind == "Measurement")
+    cases = tuple(index.safety_case(m) for m in latest.values() if m.output_kind == "SafetyCase")
     return ExportTarget(store, index, root, measurements, cases, frozenset(aligned))

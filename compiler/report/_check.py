@@ -20,7 +20,7 @@ from typing import Literal
 
 from schemas import GateOutcome, ScoreValue
 
-from ._results import StoreResults, format_score
+from ._results import StoreResults
 
 __all__ = [
     "CHECK_SCHEMA_VERSION",
@@ -91,7 +91,7 @@ class GateResult:
             return f"above the maximum {high:g}"
         shown = (
             f"the {interval.confidence:.0%} interval "
-            f"[{format_score(self.score, interval.low)}, {format_score(self.score, interval.high)}]"
+            f"[{self.score.formatted(interval.low)}, {self.score.formatted(interval.high)}]"
         )
         if self.outcome == "fail":
             side = (
@@ -220,12 +220,12 @@ def _summary(result: CheckResult) -> str:
 
 def _line(gate: GateResult) -> str:
     status = gate.outcome.upper()
-    value = format_score(gate.score)
+    value = gate.score.formatted()
     raw = f"{gate.score.value:g}"
     shown = value if value == raw else f"{value} ({raw})"
     interval = gate.score.interval
     if interval is not None and gate.score.gate_confidence is not None:
-        shown += f" [{format_score(gate.score, interval.low)}, {format_score(gate.score, interval.high)}]"
+        shown += f" [{gate.score.formatted(interval.low)}, {gate.score.formatted(interval.high)}]"
     why = f": {gate.reason}" if gate.reason else ""
     return (
         f"{status}  {gate.method} · {gate.system}  {gate.score.name} = {shown}"
@@ -248,7 +248,7 @@ def _as_json(result: CheckResult) -> dict[str, object]:
                 "case_id": g.case_id,
                 "score": g.score.name,
                 "value": g.score.value,
-                "formatted": format_score(g.score),
+                "formatted": g.score.formatted(),
                 "gate_min": g.score.gate_min,
                 "gate_max": g.score.gate_max,
                 "gate_confidence": g.score.gate_confidence,

@@ -21,11 +21,10 @@ import posixpath
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from schemas import (
     INDEX_COLUMN,
-    SCORES_FILE,
     WORKFLOW_KINDS,
     Manifest,
     ScoreAggregate,
@@ -54,11 +53,9 @@ __all__ = [
     "StoreResults",
     "System",
     "cases_by_ref",
-    "format_score",
     "gate_text",
     "load_results",
     "node_anchor",
-    "output_kind",
     "read_instances",
     "read_table",
     "scope_of",
@@ -101,54 +98,21 @@ def node_anchor(kind: str, name: str, node_id: str) -> str:
     return f"node-{kind.lower()}-{name}-{node_id}"
 
 
-def _spec_body(manifest: Manifest) -> dict[str, Any]:
-    """The resource's `spec`, whether the manifest stores the whole resource or its spec only."""
-    spec = manifest.spec
-    inner = spec.get("spec")
-    if "kind" in spec and isinstance(inner, dict):
-        return inner
-    return spec
-
-
-def format_score(score: ScoreValue, value: float | None = None) -> str:
-    """A value (default: the score's own) in the score's format and unit.
-
-    The format was checked when `scores.json` was read (`schemas.check_score_format`).
-    """
-    shown = score.value if value is None else value
-    text = score.format.format(value=shown)
-    return f"{text} {score.unit}" if score.unit else text
-
-
 def gate_text(score: ScoreValue) -> str | None:
     """The gate in the score's own format: `≤ 10.0%`, `≥ 0.8`, `between 1 and 2 ms`,
     followed by `at 95% confidence` for a confidence gate."""
 
-    def show(bound: float) -> str:
-        return format_score(score, bound)
-
     if score.gate_min is not None and score.gate_max is not None:
-        text = f"between {show(score.gate_min)} and {show(score.gate_max)}"
+        text = f"between {score.formatted(score.gate_min)} and {score.formatted(score.gate_max)}"
     elif score.gate_min is not None:
-        text = f"≥ {show(score.gate_min)}"
+        text = f"≥ {score.formatted(score.gate_min)}"
     elif score.gate_max is not None:
-        text = f"≤ {show(score.gate_max)}"
+        text = f"≤ {score.formatted(score.gate_max)}"
     else:
         return None
     if score.gate_confidence is not None:
         text += f" at {score.gate_confidence:.0%} confidence"
     return text
-
-
-def output_kind(manifest: Manifest) -> str:
-    """What a node produced: its kind, or `Measurement`/`SafetyCase` for a Method."""
-    if manifest.kind != "Method":
-        return manifest.kind
-    declared = _spec_body(manifest).get("output")
-    if isinstance(declared, dict) and declared.get("kind") in ("Measurement", "SafetyCase"):
-        return str(declared["kind"])
-    # Without a readable spec, a scores file is what makes a safety case.
-    return "SafetyCase" if case_file(SCORES_FILE) in manifest.outputs else "Measurement"
 
 
 def _upstream_refs(manifest: Manifest) -> list[NodeRef]:
@@ -227,7 +191,7 @@ class SafetyCase:
     @property
     def measurements(self) -> tuple[Manifest, ...]:
         """The Measurement nodes it was computed from (directly or not)."""
-        return tuple(m for m in self.lineage if output_kind(m) == "Measurement")
+        return tuple(m for m in self.lineage if m.output_kind == "Measurement")
 
     def score(self, name: str) -> ScoreValue | None:
         """The exported score named `name`, if this run has it."""
@@ -548,7 +512,7 @@ def verify_cases(store: Store, cases: Iterable[SafetyCase]) -> None:
 
 
 def _is_complete_case(manifest: Manifest) -> bool:
-    return manifest.status == "complete" and output_kind(manifest) == "SafetyCase"
+    return manifest.status == "complete" and manifest.output_kind == "SafetyCase"
 
 
 def _newest_first(manifests: Iterable[Manifest]) -> list[Manifest]:

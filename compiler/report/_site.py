@@ -52,10 +52,8 @@ from ._results import (
     SafetyCase,
     StoreResults,
     System,
-    format_score,
     gate_text,
     node_anchor,
-    output_kind,
     read_table,
 )
 
@@ -365,7 +363,7 @@ class _Builder:
         cells = [
             Cell(
                 case.system_label,
-                format_score(score) if score else "—",
+                score.formatted() if score else "—",
                 score.value if score else None,
                 rank,
                 score.gate() if score else None,
@@ -555,7 +553,7 @@ class _Builder:
         return NodeView(
             manifest,
             _anchor(manifest),
-            output_kind(manifest),
+            manifest.output_kind,
             upstream,
             self._redact(json.dumps(manifest.spec, indent=2, sort_keys=True, default=str)),
             used_by.get(NodeRef.of(manifest), []),
@@ -622,7 +620,7 @@ def _interval(score: ScoreValue | None) -> tuple[str | None, str | None]:
     if score is None or score.interval is None:
         return None, None
     found = score.interval
-    text = f"[{format_score(score, found.low)}, {format_score(score, found.high)}]"
+    text = f"[{score.formatted(found.low)}, {score.formatted(found.high)}]"
     return text, f"{found.confidence:.0%} confidence interval ({found.method})"
 
 
