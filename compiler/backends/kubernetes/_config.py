@@ -454,6 +454,10 @@ class KubernetesConfig(_Config):
     storage_class: str | None = None
     """Storage class of the claims the program creates (default: the cluster's default)."""
     model_cache: ModelCacheConfig = ModelCacheConfig()
+    hub_endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    """A Hugging Face Hub mirror or proxy (`HF_ENDPOINT`) for the pods that download from
+    the Hub (prefetch Jobs, Hub datasets, servers without a prefetched cache); by
+    default the public Hub. `network.hub` then defaults to its port on any address."""
     image_pull_secrets: list[str] = Field(default_factory=list)
     secrets: SecretsConfig = SecretsConfig()
     resources: ResourcesConfig = ResourcesConfig()

@@ -34,6 +34,7 @@ __all__ = [
     "default_port_rule",
     "external_policy",
     "hub_policy",
+    "hub_rules",
     "job_policy",
     "store_rules",
 ]
@@ -108,12 +109,20 @@ def job_policy(config: KubernetesConfig) -> Policy:
     )
 
 
+def hub_rules(config: KubernetesConfig) -> list[EgressRule]:
+    """Where the Hub is: the stack's `network.hub`, else its `hubEndpoint`'s port anywhere,
+    else the public Hub's default (public addresses on 443)."""
+    if config.hub_endpoint is not None and "hub" not in config.network.model_fields_set:
+        return [default_port_rule(config.hub_endpoint)]
+    return config.network.hub
+
+
 def hub_policy(config: KubernetesConfig) -> Policy:
     """Pods that download from the Hugging Face Hub may reach it too."""
     return HUB_POLICY, networking.NetworkPolicySpecArgs(
         pod_selector=_selector(HUB_LABEL, "true"),
         policy_types=["Egress"],
-        egress=[_egress(rule) for rule in config.network.hub],
+        egress=[_egress(rule) for rule in hub_rules(config)],
     )
 
 

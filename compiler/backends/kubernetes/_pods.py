@@ -31,6 +31,7 @@ __all__ = [
     "gpu_limits",
     "hf_token_env",
     "hub_cache_env",
+    "hub_env",
     "mebibytes",
     "prefetch_container",
     "scratch_request",
@@ -280,7 +281,7 @@ def prefetch_container(config: KubernetesConfig, ephemeral: str) -> core.Contain
         args=["runners.fetch", "model", f"{CONFIG_DIR}/model.json"],
         env=[
             *_env({**_WRITABLE_ENV, **hub_cache_env(config), PYCACHE_ENV: RUNNER_IMAGE_PYCACHE}),
-            *hf_token_env(config),
+            *hub_env(config),
         ],
         volume_mounts=[
             _mount("config", CONFIG_DIR, read_only=True),
@@ -291,6 +292,13 @@ def prefetch_container(config: KubernetesConfig, ephemeral: str) -> core.Contain
         security_context=_container_security(),
         termination_message_policy="FallbackToLogsOnError",
     )
+
+
+def hub_env(config: KubernetesConfig) -> list[core.EnvVarArgs]:
+    """What a pod that downloads from the Hugging Face Hub needs: the stack's Hub
+    endpoint (`HF_ENDPOINT`, a mirror), if any, and the token."""
+    endpoint = {"HF_ENDPOINT": config.hub_endpoint} if config.hub_endpoint else {}
+    return [*_env(endpoint), *hf_token_env(config)]
 
 
 def hub_cache_env(config: KubernetesConfig) -> dict[str, str]:
@@ -449,6 +457,8 @@ def server_container(
         mounts.append(_mount("model-cache", config.model_cache.mount_path, read_only=True))
     elif cache == "download":
         env["HF_HOME"] = config.model_cache.mount_path
+        if config.hub_endpoint:
+            env["HF_ENDPOINT"] = config.hub_endpoint
         mounts.append(_mount("model-cache", config.model_cache.mount_path))
     if plan.image == config.images.runner:  # auditc's servers import Modules: see _bytecode
         env[PYCACHE_ENV] = RUNNER_IMAGE_PYCACHE

@@ -550,7 +550,7 @@ class _Program:
             ["runners.datasets", f"{CONFIG_DIR}/step.json"],
             self.config,
             self.config.resources.dataset,
-            env=pods.hf_token_env(self.config) if hub else (),
+            env=pods.hub_env(self.config) if hub else (),
         )
         template = self._pod(
             labels,

@@ -312,6 +312,30 @@ def test_declared_endpoints_replace_the_defaults(graph: Graph) -> None:
     assert not [r for r in off.resources if r.kind == "NetworkPolicy" and "auditc-" in r.name]
 
 
+def test_a_hub_mirror_is_where_every_download_goes(graph: Graph) -> None:
+    mirror = "http://hf-mirror.tools.svc:8080"
+    with_cache = {**STACK, "hubEndpoint": mirror, "modelCache": {"pvc": {"claimName": "m"}}}
+    rendering = render_manifests(graph, KubernetesConfig.model_validate(with_cache))
+    jobs = _jobs(rendering)
+    (prefetch,) = jobs["tiny-llm/prefetch"]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "HF_ENDPOINT", "value": mirror} in prefetch["env"]
+    hub = rendering.find("NetworkPolicy", "auditc-jobs-hub").manifest["spec"]
+    assert hub["egress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}], "its port"
+    # Without a shared cache, the server downloads the weights itself: from the mirror.
+    download = {**STACK, "hubEndpoint": mirror}
+    rendering = render_manifests(graph, KubernetesConfig.model_validate(download))
+    template = _jobs(rendering)["phrases-llm"]["spec"]["template"]
+    server = next(c for c in template["spec"]["initContainers"] if c["name"] == "server")
+    assert {"name": "HF_ENDPOINT", "value": mirror} in server["env"]
+    # Declared Hub rules win over the endpoint's port.
+    declared = {**download, "network": {"hub": [{"cidr": "10.1.2.3/32", "ports": [8080]}]}}
+    rendering = render_manifests(graph, KubernetesConfig.model_validate(declared))
+    hub = rendering.find("NetworkPolicy", "auditc-jobs-hub").manifest["spec"]
+    assert hub["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.1.2.3/32"}}]
+    with pytest.raises(ValueError, match="hubEndpoint"):
+        KubernetesConfig.model_validate({**STACK, "hubEndpoint": "hf-mirror:8080"})
+
+
 # ------------------------------------------------------------ 6. asynchronous runs
 
 
