@@ -29,7 +29,11 @@ __all__ = [
 ]
 
 AUDITC = str(Path(sys.executable).parent / "auditc")
-RUNNER_IMAGE = "ghcr.io/acme/auditc-runner:kubelet-test"
+# By digest, as a stack should name it (a tag is a warning of `auditc compile`).
+RUNNER_IMAGE = (
+    "ghcr.io/acme/auditc-runner@sha256:"
+    "866c63aa5dc173525399941eb3deae055b5cbbe74094fec3053caf8bf8665d5d"
+)
 NAMESPACE = "auditc-kubelet"
 STORE_SECRET = "auditc-s3"
 

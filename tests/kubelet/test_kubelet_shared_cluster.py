@@ -1,11 +1,18 @@
-"""The tutorial on a shared cluster, asynchronously: its compiled manifests with a Kueue
-queue, workload identity, NetworkPolicies, emptyDir limits and `waitForCompletion: false`.
+"""Audits on a shared cluster: the settings of docs/kubernetes.md "Shared GPU clusters"
+that change what pods do, executed from the compiled manifests.
+
+The tutorial, asynchronously: its compiled manifests with a Kueue queue, workload
+identity, NetworkPolicies, emptyDir limits and `waitForCompletion: false`.
 
 Kueue cannot run here; what it does to a Job can: the Jobs are created suspended, a
 suspended Job runs nothing (the test cluster fails it, never starts a pod), and Kueue's
 admission is un-suspending it. After an asynchronous `pulumi up` every Job exists at
 once, so the test cluster runs them all together: the order of the graph then rests on
 each pod's `wait` init container, which holds it until its inputs are committed.
+
+The llm-gpu audit with a shared model cache: one prefetch Job downloads the weights
+from a Hub mirror (`kubelet_hub`, the stack's `hubEndpoint`) into the cache claim, and
+the vLLM stand-in serves the evaluation offline from it, read-only.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubelet_hub import HubServer
 from kubelet_network import NodeNetwork
 from kubelet_store import S3Server
 from kubelet_support import (
@@ -115,3 +123,57 @@ def test_a_queued_asynchronous_run_completes_once_admitted(
     gates = auditc(project, "check", "--store", store, "--format", "json", node=node, check=False)
     assert gates.returncode == 1, gates.stderr  # the tutorial's FPR gate fails, as locally
     assert '"max_fpr_gap"' in gates.stdout
+
+
+LLM_GPU = REPO / "audits" / "llm-gpu"
+QWEN = "Qwen/Qwen2.5-1.5B-Instruct"
+QWEN_FILES = {
+    "config.json": b'{"model_type": "qwen2"}',
+    "model.safetensors": bytes(4096),
+    "tokenizer.json": b"{}",
+    "README.md": b"not one of the Model's allow_patterns",
+}
+
+
+@pytest.mark.slow
+def test_weights_are_downloaded_once_by_the_prefetch_job_and_served_offline(
+    node: NodeNetwork, s3: S3Server, tmp_path: Path
+) -> None:
+    revision = yaml.safe_load_all((LLM_GPU / "system.yaml").read_text())
+    commit = next(d for d in revision if d["kind"] == "Model")["spec"]["huggingface"]["revision"]
+    with HubServer(node, QWEN, commit, QWEN_FILES) as hub:
+        project = write_project(
+            tmp_path / "project",
+            LLM_GPU,
+            {
+                "store": {"uri": s3.uri("prefetch"), "credentialsSecret": STORE_SECRET},
+                "select": ["qwen-on-refusal-prompts"],
+                "modelCache": {"pvc": {"claimName": "models", "size": "1Gi"}},
+                "hubEndpoint": hub.endpoint,
+            },
+        )
+        auditc(project, "compile", "--stack", "kubelet", "--out", "manifests")
+        auditc(project, "push", "--stack", "kubelet", node=node)
+        result = new_cluster(node, tmp_path / "cluster").apply(project / "manifests")
+        assert result.succeeded, describe(result)
+        downloaded = hub.downloaded()
+
+    (prefetch,) = [j for n, j in result.jobs.items() if n.endswith("-prefetch")]
+    (pod,) = prefetch.pods
+    assert f"{QWEN}@{commit} is in the cache" in pod.containers["prefetch"].log()
+    # Once, by the prefetch Job, and only what the Model's allow_patterns take.
+    assert sorted(downloaded) == ["config.json", "model.safetensors", "tokenizer.json"]
+
+    (evaluation,) = [
+        j
+        for n, j in result.jobs.items()
+        if n.startswith("qwen-on-refusal-prompts-") and not n.endswith("-commit")
+    ]
+    (pod,) = evaluation.pods
+    server, client = pod.containers["server"], pod.containers["client"]
+    # The stand-in refuses to start offline without the snapshot in HF_HUB_CACHE.
+    assert f"weights of {QWEN} from /model-cache/hub/models--Qwen--Qwen2.5-1.5B-Instruct" in (
+        server.log()
+    )
+    assert "(offline)" in server.log()
+    assert client.exit_codes == [0] and "200 rows (0 resumed), 0 errors" in client.log()

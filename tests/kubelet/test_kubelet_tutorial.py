@@ -27,6 +27,7 @@ from kubelet_network import NodeNetwork
 from kubelet_store import S3Server
 from kubelet_support import (
     REPO,
+    RUNNER_IMAGE,
     STORE_SECRET,
     auditc,
     describe,
@@ -73,7 +74,7 @@ def test_tutorial_runs_from_compiled_manifests_as_it_runs_locally(
         {
             "store": {"uri": store, "credentialsSecret": STORE_SECRET},
             "images": {
-                "runner": "ghcr.io/acme/auditc-runner:kubelet-test",
+                "runner": RUNNER_IMAGE,
                 "runnerPackages": ["alt-profanity-check==1.9.1"],
             },
         },
