@@ -1,23 +1,26 @@
-"""What every runner entry point (`python -m runners.<step> …`) shares: one logging set-up
-and one error boundary, and the whole shape of the steps that take just `CONFIG.json`.
+"""What every runner entry point (`python -m runners.<step> …`) shares: one command-line
+library (click), one entry boundary (`run_entry`), one way to read a step's config, one
+logging set-up and one error boundary — and the whole command of the steps that take
+just `CONFIG.json [--result FILE]` (`step_command`).
 
 Exit codes (docs/contracts.md): 0 success; 1 the step failed (its message on stderr);
-2 the config is invalid (or an extra is missing); 3 a bug (with a traceback); an
-`AuditcError` may carry its own code (4: the evaluation's service was never ready).
+2 the config or the arguments are invalid (or an extra is missing); 3 a bug (with a
+traceback); an `AuditcError` may carry its own code (4: the evaluation's service was
+never ready).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
+import click
 from pydantic import BaseModel, ValidationError
 
 from schemas import AuditcError, format_loc
@@ -27,48 +30,127 @@ from ._bytecode import private_bytecode_cache
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "InvalidConfigError",
     "configure_logging",
     "describe_invalid_config",
     "error_boundary",
-    "run_step",
+    "load_config",
+    "log_level_option",
+    "result_option",
+    "run_entry",
+    "step_command",
+    "write_result",
 ]
 
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+"""As a shell reports a process that SIGINT ended."""
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
+CommandT = TypeVar("CommandT", bound=Callable[..., Any])
 
 _NOISY_LOGGERS = ("traitlets", "asyncio", "matplotlib", "blib2to3")
 
 
-def run_step(
-    argv: list[str] | None,
+class InvalidConfigError(click.UsageError):
+    """A step's config file is unreadable or invalid: exit 2, the message without a usage line."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
+
+
+def run_entry(command: click.Command, argv: Sequence[str] | None, *, prog: str) -> int:
+    """The one entry boundary of every runner process: parse `argv`, run, return the exit code.
+
+    The command's own return value (an int) is the exit code, else 0; a `SystemExit`
+    (from `error_boundary`) keeps its code; click's usage errors print their message and
+    give 2. `python -m runners.<step>` modules end with `sys.exit(run_entry(...))`.
+    """
+    try:
+        code = command.main(
+            args=list(argv) if argv is not None else None, prog_name=prog, standalone_mode=False
+        )
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:  # click's form of KeyboardInterrupt
+        click.echo("error: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except SystemExit as exited:
+        return exited.code if isinstance(exited.code, int) else EXIT_FAILED
+    return code if isinstance(code, int) else 0
+
+
+def load_config(path: str, config_type: type[ConfigT]) -> ConfigT:
+    """Read and validate a step's JSON config.
+
+    Raises:
+        InvalidConfigError: the file cannot be read, or is not a valid `config_type`
+            (every field error listed, see `describe_invalid_config`).
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidConfigError(
+            f"cannot read {config_type.__name__} {path}: {exc.strerror or exc}"
+        ) from exc
+    try:
+        return config_type.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidConfigError(describe_invalid_config(path, config_type.__name__, exc)) from exc
+
+
+def result_option(command: CommandT) -> CommandT:
+    """`--result FILE`: where the step writes its result model as JSON."""
+    return click.option(
+        "--result", "result_path", metavar="FILE", help="Write the step's result here as JSON."
+    )(command)
+
+
+def log_level_option(command: CommandT) -> CommandT:
+    """`--log-level`, default `AUDITC_LOG_LEVEL`, else INFO."""
+    return click.option(
+        "--log-level",
+        default="INFO",
+        envvar="AUDITC_LOG_LEVEL",
+        show_default=True,
+        help="DEBUG, INFO, WARNING or ERROR.",
+    )(command)
+
+
+def write_result(path: str | None, result: BaseModel) -> None:
+    """Write a step's result model as JSON to `--result FILE`, when one was given."""
+    if path is not None:
+        Path(path).write_text(result.model_dump_json(indent=2), encoding="utf-8")
+
+
+def step_command(
     *,
     step: str,
     description: str | None,
     config_type: type[ConfigT],
     run: Callable[[ConfigT], BaseModel],
-) -> int:
-    """Parse `CONFIG.json [--result FILE]`, run the step, and map the outcome to an exit code."""
-    parser = argparse.ArgumentParser(prog=f"python -m runners.{step}", description=description)
-    parser.add_argument("config", type=Path, help=f"{config_type.__name__} as JSON")
-    parser.add_argument("--result", type=Path, help="write the step's result here as JSON")
-    args = parser.parse_args(argv)
-    private_bytecode_cache()
-    configure_logging()
-    try:
-        config = config_type.model_validate_json(args.config.read_bytes())
-    except (OSError, ValidationError) as exc:
-        print(f"error: invalid {config_type.__name__} {args.config}: {exc}", file=sys.stderr)
-        return 2
-    try:
+) -> click.Command:
+    """The command of a step that takes `CONFIG.json [--result FILE] [--log-level L]`."""
+
+    @click.command(help=description)
+    @click.argument("config", metavar="CONFIG.json")
+    @result_option
+    @log_level_option
+    def command(config: str, result_path: str | None, log_level: str) -> int:
+        private_bytecode_cache()
+        configure_logging(log_level)
+        step_config = load_config(config, config_type)
         with error_boundary(f"runners.{step}"):
-            result = run(config)
-    except SystemExit as exited:
-        return int(exited.code or 0)
-    if args.result is not None:
-        args.result.write_text(result.model_dump_json(indent=2), encoding="utf-8")
-    return 0
+            result = run(step_config)
+        write_result(result_path, result)
+        return 0
+
+    return command
 
 
 def configure_logging(level: str | None = None) -> None:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import sys
 
-from .._entry import run_step
+from .._entry import run_entry, step_command
 from . import IngestConfig, ingest_dataset
+
+command = step_command(
+    step="datasets", description=__doc__, config_type=IngestConfig, run=ingest_dataset
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Ingest the dataset an IngestConfig describes; return the exit code."""
-    return run_step(
-        argv, step="datasets", description=__doc__, config_type=IngestConfig, run=ingest_dataset
-    )
+    return run_entry(command, argv, prog="python -m runners.datasets")
 
 
 if __name__ == "__main__":

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import sys
 
-from .._entry import run_step
+from .._entry import run_entry, step_command
 from . import ImportConfig, import_evaluation
+
+command = step_command(
+    step="imports", description=__doc__, config_type=ImportConfig, run=import_evaluation
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Import the log an ImportConfig names; return the exit code."""
-    return run_step(
-        argv, step="imports", description=__doc__, config_type=ImportConfig, run=import_evaluation
-    )
+    return run_entry(command, argv, prog="python -m runners.imports")
 
 
 if __name__ == "__main__":

@@ -6,36 +6,31 @@ model not loadable), 2 invalid config, 3 a bug.
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 import click
-from pydantic import ValidationError
 
 from .._bytecode import private_bytecode_cache
-from .._entry import configure_logging, describe_invalid_config, error_boundary
+from .._entry import configure_logging, error_boundary, load_config, log_level_option, run_entry
 from . import ServerConfig, serve
-
-
-def _load_config(path: str) -> ServerConfig:
-    try:
-        return ServerConfig.model_validate_json(Path(path).read_bytes())
-    except OSError as exc:
-        raise click.UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
-    except ValidationError as exc:
-        raise click.UsageError(describe_invalid_config(path, "ServerConfig", exc)) from exc
 
 
 @click.command()
 @click.argument("config", metavar="CONFIG.json")
-@click.option("--log-level", default="INFO", envvar="AUDITC_LOG_LEVEL", show_default=True)
+@log_level_option
 def command(config: str, log_level: str) -> None:
     """Serve the model that CONFIG.json (a runners.inference.ServerConfig) describes."""
     private_bytecode_cache()
     configure_logging(log_level)
-    server_config = _load_config(config)
+    server_config = load_config(config, ServerConfig)
     with error_boundary("the inference server"):
         serve(server_config)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Serve until stopped; return the exit code."""
+    return run_entry(command, argv, prog="python -m runners.inference")
+
+
 if __name__ == "__main__":
-    command()
+    sys.exit(main())

@@ -6,23 +6,30 @@ running, or the store is remote); see `runners.launcher`.
 
 from __future__ import annotations
 
-import argparse
 import socket
+import sys
 
+import click
+
+from .._entry import run_entry
 from . import DEFAULT_GRACE_S, serve_launcher
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse the options and serve until the socket's other end closes."""
-    parser = argparse.ArgumentParser(prog="python -m runners.launcher", description=__doc__)
-    parser.add_argument("--fd", type=int, required=True, help="an inherited stream socket")
-    parser.add_argument("--tmp-dir", help="TMPDIR of every child")
-    parser.add_argument("--remove", action="append", default=[], help="removed if auditc dies")
-    parser.add_argument("--grace", type=float, default=DEFAULT_GRACE_S)
-    args = parser.parse_args(argv)
-    sock = socket.socket(fileno=args.fd)
-    serve_launcher(sock, tmp_dir=args.tmp_dir, remove=args.remove, grace=args.grace)
+@click.command()
+@click.option("--fd", type=int, required=True, help="An inherited stream socket.")
+@click.option("--tmp-dir", help="TMPDIR of every child.")
+@click.option("--remove", multiple=True, help="Removed if auditc dies (repeatable).")
+@click.option("--grace", type=float, default=DEFAULT_GRACE_S, show_default=True)
+def command(fd: int, tmp_dir: str | None, remove: tuple[str, ...], grace: float) -> None:
+    """Serve on socket FD until its other end closes."""
+    sock = socket.socket(fileno=fd)
+    serve_launcher(sock, tmp_dir=tmp_dir, remove=list(remove), grace=grace)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options and serve; return the exit code."""
+    return run_entry(command, argv, prog="python -m runners.launcher")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

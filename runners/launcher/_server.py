@@ -66,6 +66,7 @@ modules: those run afresh in each child, as `python -m` runs them.)"""
 
 FORKED_STEPS: dict[str, tuple[str, ...]] = {
     "runners.datasets": ("datasets",),
+    "runners.imports": ("datasets",),
     "runners.evaluation": ("evaluation",),
     "runners.methods": ("methods", "notebooks"),
 }

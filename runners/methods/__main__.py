@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import sys
 
-from .._entry import run_step
+from .._entry import run_entry, step_command
 from . import MethodConfig, run_method
+
+command = step_command(
+    step="methods", description=__doc__, config_type=MethodConfig, run=run_method
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the method a MethodConfig describes; return the exit code."""
-    return run_step(
-        argv, step="methods", description=__doc__, config_type=MethodConfig, run=run_method
-    )
+    return run_entry(command, argv, prog="python -m runners.methods")
 
 
 if __name__ == "__main__":

@@ -91,4 +91,4 @@ def test_revision_missing_from_the_cache_fails_with_exit_1(tmp_path: Path) -> No
 def test_invalid_config_exits_2(tmp_path: Path, config: dict[str, object]) -> None:
     done = _run(tmp_path, config)
     assert done.returncode == 2
-    assert "invalid IngestConfig" in done.stderr
+    assert "not a valid IngestConfig (1 error):" in done.stderr

@@ -48,9 +48,10 @@ def test_a_step_runs_the_same_forked_or_executed(
         assert supervisor.wait(ok, timeout=60) == 0
         bad = supervisor.spawn(BAD_CONFIG, log=tmp_path / "bad.log")
         assert supervisor.wait(bad, timeout=60) == 2  # the entry point's "invalid config"
-    assert "usage: python -m runners.datasets" in (tmp_path / "help.log").read_text()
+    assert "Usage: python -m runners.datasets" in (tmp_path / "help.log").read_text()
     assert (
-        "error: invalid IngestConfig /nonexistent/config.json" in (tmp_path / "bad.log").read_text()
+        "error: cannot read IngestConfig /nonexistent/config.json"
+        in (tmp_path / "bad.log").read_text()
     )
 
 
