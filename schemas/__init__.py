@@ -23,10 +23,10 @@ from ._integrity import *  # noqa: F403
 from ._integrity import __all__ as _integrity_all
 from ._resources import *  # noqa: F403
 from ._resources import __all__ as _resources_all
-from ._storage import *  # noqa: F403
-from ._storage import __all__ as _storage_all
-from ._store import *  # noqa: F403
-from ._store import __all__ as _store_all
+from ._store_access import *  # noqa: F403
+from ._store_access import __all__ as _store_access_all
+from ._store_format import *  # noqa: F403
+from ._store_format import __all__ as _store_format_all
 
 __version__ = "0.1.0"
 
@@ -40,7 +40,7 @@ __all__ = sorted(
         *_extras_all,
         *_integrity_all,
         *_resources_all,
-        *_storage_all,
-        *_store_all,
+        *_store_access_all,
+        *_store_format_all,
     }
 )

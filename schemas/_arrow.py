@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._store import ERROR_COLUMN, ERROR_TYPE_COLUMN, INDEX_COLUMN, REPLICATION_COLUMN
+from ._store_format import ERROR_COLUMN, ERROR_TYPE_COLUMN, INDEX_COLUMN, REPLICATION_COLUMN
 
 if TYPE_CHECKING:
     import pyarrow as pa

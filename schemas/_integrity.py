@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Literal
 
 from ._errors import StoreError
 from ._resources import WORKFLOW_KINDS
-from ._store import DIGESTS_DIR, RUNS_DIR, FileDigest, Manifest, node_path
+from ._store_format import DIGESTS_DIR, RUNS_DIR, FileDigest, Manifest, node_path
 
 if TYPE_CHECKING:
-    from ._storage import Store
+    from ._store_access import Store
 
 __all__ = ["Problem", "ProblemKind", "check_files", "verify_store"]
 
@@ -67,7 +67,7 @@ def check_files(store: Store, node: str, manifest: Manifest) -> list[Problem]:
     Raises:
         StoreError: a file cannot be read (other than because it is missing).
     """
-    from ._storage import is_node_metadata
+    from ._store_access import is_node_metadata
 
     sizes = store.file_sizes(node)
     problems: list[Problem] = []

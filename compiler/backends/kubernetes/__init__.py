@@ -29,7 +29,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._budget import check_budget
-from ._config import (
+from ._inputs import InputFile, PushResult, graph_inputs, push_inputs
+from ._names import object_name
+from ._stack_config import (
     CONFIG_NAMESPACE,
     DEFAULT_RUNNER_IMAGE,
     KubernetesConfig,
@@ -37,8 +39,6 @@ from ._config import (
     stack_file,
     stack_values,
 )
-from ._inputs import InputFile, PushResult, graph_inputs, push_inputs
-from ._names import object_name
 from ._stack_plan import StackBaseline, apply_stack_reruns, stack_config_at, stack_reruns
 from ._status import StackStatus, committed_ids, read_jobs, stack_status
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from schemas import BackendError, Evaluation, Manifest
 
 from ..._estimate import estimate_costs
-from ._config import KubernetesConfig
+from ._stack_config import KubernetesConfig
 
 if TYPE_CHECKING:
     from ..._resolve import Graph

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from schemas import InferenceService, Model
 
-from ._config import KubernetesConfig
+from ._stack_config import KubernetesConfig
 
 if TYPE_CHECKING:
     from ..._resolve import Graph, Node

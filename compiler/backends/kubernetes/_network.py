@@ -22,8 +22,8 @@ from pulumi_kubernetes.networking import v1 as networking
 
 from schemas import InferenceService
 
-from ._config import EgressRule, KubernetesConfig
 from ._names import dns_label
+from ._stack_config import EgressRule, KubernetesConfig
 
 __all__ = [
     "DEFAULT_DENY_POLICY",

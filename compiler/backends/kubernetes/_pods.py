@@ -20,8 +20,8 @@ from pulumi_kubernetes.core import v1 as core
 from runners import PYCACHE_ENV, RUNNER_IMAGE_PYCACHE
 from schemas import InferenceService
 
-from ._config import ContainerResources, KubernetesConfig, Toleration
-from ._configs import CONFIG_DIR, INPUTS_DIR, STATE_DIR, ServerPlan
+from ._pod_files import CONFIG_DIR, INPUTS_DIR, STATE_DIR, ServerPlan
+from ._stack_config import ContainerResources, KubernetesConfig, Toleration
 
 __all__ = [
     "RUN_AS_NAME",

@@ -49,8 +49,17 @@ from schemas import (
 from . import _pods as pods
 from ._budget import check_budget
 from ._checks import image_problems, pod_warnings
-from ._config import KubernetesConfig, PvcConfig
-from ._configs import (
+from ._names import indexed_job_reserve, is_dns_label, node_labels, object_name, service_name
+from ._network import (
+    EXTERNAL_LABEL,
+    HUB_LABEL,
+    JOB_POD_LABEL,
+    external_policy,
+    hub_policy,
+    job_policy,
+)
+from ._outputs import safety_case_output
+from ._pod_files import (
     CONFIG_DIR,
     NodeFiles,
     dataset_files,
@@ -64,16 +73,7 @@ from ._configs import (
     session_files,
     wait_json,
 )
-from ._names import indexed_job_reserve, is_dns_label, node_labels, object_name, service_name
-from ._network import (
-    EXTERNAL_LABEL,
-    HUB_LABEL,
-    JOB_POD_LABEL,
-    external_policy,
-    hub_policy,
-    job_policy,
-)
-from ._outputs import safety_case_output
+from ._stack_config import KubernetesConfig, PvcConfig
 
 if TYPE_CHECKING:
     from ..._resolve import Graph, Node

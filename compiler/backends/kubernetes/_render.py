@@ -33,8 +33,8 @@ from pulumi.runtime.proto import resource_pb2
 
 from schemas import BackendError, MissingDependencyError
 
-from ._config import CONFIG_NAMESPACE, KubernetesConfig
 from ._program import deploy
+from ._stack_config import CONFIG_NAMESPACE, KubernetesConfig
 
 if TYPE_CHECKING:
     from ..._resolve import Graph

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._config import KubernetesConfig, load_stack_text, stack_file
+from ._stack_config import KubernetesConfig, load_stack_text, stack_file
 
 if TYPE_CHECKING:
     from ..._plan import Plan

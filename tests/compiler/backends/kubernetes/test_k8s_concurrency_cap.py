@@ -7,7 +7,7 @@ from k8s_helpers import STACK
 
 from compiler import Graph
 from compiler.backends.kubernetes import KubernetesConfig
-from compiler.backends.kubernetes._configs import evaluation_files
+from compiler.backends.kubernetes._pod_files import evaluation_files
 from runners.evaluation import EvaluationConfig
 
 
@@ -26,7 +26,7 @@ def test_external_services_get_each_shards_share_of_the_stack_cap(graph: Graph) 
 
 
 def test_a_share_is_at_least_one() -> None:
-    from compiler.backends.kubernetes._configs import _shard_share
+    from compiler.backends.kubernetes._pod_files import _shard_share
 
     assert [_shard_share(10, n) for n in (1, 3, 10, 40)] == [10, 3, 1, 1]
     assert _shard_share(None, 4) is None

@@ -25,7 +25,7 @@ from compiler.backends.kubernetes import (
     render_manifests,
     validate_manifests,
 )
-from compiler.backends.kubernetes._configs import in_graph_order
+from compiler.backends.kubernetes._pod_files import in_graph_order
 from compiler.backends.kubernetes._render import _plain_properties
 from schemas import BackendError
 

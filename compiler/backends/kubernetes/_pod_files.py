@@ -33,7 +33,7 @@ from schemas import (
 )
 
 from ..._project import path_refs
-from ._config import KubernetesConfig
+from ._stack_config import KubernetesConfig
 
 if TYPE_CHECKING:
     from runners.fetch import FetchItem

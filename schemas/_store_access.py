@@ -1,7 +1,7 @@
 """Access to a store: a local directory or any pyarrow filesystem URI (`s3://…`).
 
 Every package reads and writes the store through `Store`, so the layout of
-`_store.py` has one implementation. pyarrow is imported lazily.
+`_store_format.py` has one implementation. pyarrow is imported lazily.
 
 S3-compatible servers take their endpoint in the URI, as pyarrow parses it:
 `s3://bucket/prefix?endpoint_override=127.0.0.1:9000&scheme=http`. Credentials come
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import IntegrityError, StoreError
-from ._store import (
+from ._store_format import (
     ATTESTATIONS_DIR,
     DIGESTS_DIR,
     LEGACY_MANIFEST_FILE,
