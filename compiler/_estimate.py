@@ -43,6 +43,7 @@ __all__ = [
     "Throughputs",
     "estimate_costs",
     "evaluation_cost",
+    "format_hours",
     "render_costs_markdown",
     "render_costs_text",
     "store_manifests",
@@ -292,7 +293,7 @@ def store_manifests(uri: str) -> list[Manifest] | None:
         return None
 
 
-def _hours(value: float | None) -> str:
+def format_hours(value: float | None) -> str:
     """Hours to read at a glance: `?`, `0`, two significant digits below 0.01 (a CPU
     evaluation of seconds still shows), two decimals below 10, one above."""
     if value is None:
@@ -314,10 +315,10 @@ def _totals(costs: list[NodeCost]) -> tuple[float, float, int, float, int]:
 
 def _total_line(costs: list[NodeCost]) -> str:
     gpu, gpu_max, unknown, cpu, cpu_unknown = _totals(costs)
-    line = f"GPU-hours: {_hours(gpu)} estimated, at most {_hours(gpu_max)} by the deadlines"
+    line = f"GPU-hours: {format_hours(gpu)} estimated, at most {format_hours(gpu_max)} by the deadlines"
     if unknown:
         line += f" ({unknown} evaluation(s) without an estimate)"
-    line += f"; CPU-hours of servers: {_hours(cpu)}"
+    line += f"; CPU-hours of servers: {format_hours(cpu)}"
     if cpu_unknown:
         line += f" (+{cpu_unknown} without an estimate)"
     return line
@@ -334,8 +335,8 @@ def render_costs_text(costs: list[NodeCost]) -> list[str]:
         unit = "GPU-h" if cost.gpus else "CPU-h"
         bound = cost.max_gpu_hours if cost.gpus else cost.cpus * cost.max_hours
         lines.append(
-            f"  {cost.key}: {hardware} × {_hours(cost.hours)} h = {_hours(amount)} {unit} "
-            f"(at most {_hours(bound)}); {cost.basis}"
+            f"  {cost.key}: {hardware} × {format_hours(cost.hours)} h = {format_hours(amount)} {unit} "
+            f"(at most {format_hours(bound)}); {cost.basis}"
         )
     return lines
 
@@ -353,7 +354,7 @@ def render_costs_markdown(costs: list[NodeCost]) -> list[str]:
     ]
     for cost in costs:
         lines.append(
-            f"| `{cost.key}` | {cost.gpus} | {_hours(cost.hours)} | {_hours(cost.gpu_hours)} | "
-            f"{_hours(cost.max_gpu_hours)} | {cost.basis.replace('|', '/')} |"
+            f"| `{cost.key}` | {cost.gpus} | {format_hours(cost.hours)} | {format_hours(cost.gpu_hours)} | "
+            f"{format_hours(cost.max_gpu_hours)} | {cost.basis.replace('|', '/')} |"
         )
     return lines

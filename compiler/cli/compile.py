@@ -158,13 +158,14 @@ def _stack_config(
 
 def _check_budget(graph: Graph, config: KubernetesConfig) -> None:
     """Fail when the evaluations not complete in the store exceed `auditc:budget.gpuHours`."""
-    from compiler._estimate import store_manifests
+    from compiler._estimate import format_hours, store_manifests
     from compiler.backends.kubernetes import check_budget
 
     manifests = store_manifests(config.store.uri) if config.store.uri else None
     spent = check_budget(graph, config, manifests)
     click.echo(
-        f"GPU-hours of this deployment: {spent:.1f} of a budget of {config.budget.gpu_hours:g}",
+        f"GPU-hours of this deployment: {format_hours(spent)} of a budget of "
+        f"{config.budget.gpu_hours:g}",
         err=True,
     )
 

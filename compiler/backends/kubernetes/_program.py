@@ -155,11 +155,12 @@ def deploy(graph: Graph, config: KubernetesConfig, *, read_store: bool = True) -
     for message in [*problems, *pod_warnings(graph, config)]:
         pulumi.log.warn(message)
     if read_store and config.budget.gpu_hours is not None and config.store.uri is not None:
-        from ..._estimate import store_manifests
+        from ..._estimate import format_hours, store_manifests
 
         spent = check_budget(graph, config, store_manifests(config.store.uri))
         pulumi.log.info(
-            f"GPU-hours of this deployment: {spent:.1f} (budget {config.budget.gpu_hours:g})"
+            f"GPU-hours of this deployment: {format_hours(spent)} "
+            f"(budget {config.budget.gpu_hours:g})"
         )
     outputs = _Program(graph, config, read_store=read_store).build()
     for key, value in outputs.items():

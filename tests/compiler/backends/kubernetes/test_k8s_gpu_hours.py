@@ -136,7 +136,7 @@ def test_compile_fails_when_a_deployment_exceeds_the_gpu_budget(
     done = _manifest("Evaluation", node.name, node.id, rows=16)
     Store.open(store / node.store_path).write_manifest("", done)
     main(args)
-    assert "GPU-hours of this deployment: 0.0 of a budget of 5" in capsys.readouterr().err
+    assert "GPU-hours of this deployment: 0 of a budget of 5" in capsys.readouterr().err
 
 
 def test_the_gpus_counted_are_the_gpus_the_pods_ask_for(tmp_path: Path) -> None:
