@@ -60,9 +60,14 @@ class Problem:
         return f"{where}: {self.kind}: {self.message}"
 
 
-def check_files(store: Store, node: str, manifest: Manifest) -> list[Problem]:
+def check_files(
+    store: Store, node: str, manifest: Manifest, *, hashes: bool = True
+) -> list[Problem]:
     """Compare a node directory with its manifest: every listed file there, whole and unchanged,
     and no file that is not listed (the manifest, `_runs/` and `_attestations/` aside).
+
+    With `hashes=False`, only what a directory listing shows (missing, truncated,
+    resized and unlisted files): cheap enough for every no-op run.
 
     Raises:
         StoreError: a file cannot be read (other than because it is missing).
@@ -88,7 +93,7 @@ def check_files(store: Store, node: str, manifest: Manifest) -> list[Problem]:
                     node, relative, "changed", f"{size} bytes, the manifest says {expected.size}"
                 )
             )
-        else:
+        elif hashes:
             to_hash.append((relative, expected))
     for relative, found in _hashed(store, node, [r for r, _ in to_hash]):
         expected = manifest.outputs[relative]

@@ -101,8 +101,9 @@ def command(
     that are missing, truncated or changed; files no manifest lists; manifests that do
     not parse (or are directories); node directories without a manifest; and nodes
     whose upstream Dataset, Evaluation or Method is missing or not complete. With
-    --key, every complete node must also carry an attestation signed by one of the
-    keys whose statement matches the node's files. Without PATHS or --select, the
+    --key or --identity/--issuer, every complete node must also carry an attestation
+    signed by one of those keys or Sigstore identities, whose statement matches the
+    node's files (`unsigned`, `bad-attestation`). Without PATHS or --select, the
     whole store is checked (a reviewer needs no specs); with them, the nodes of those
     specs, each of which must be in the store. The exit code is 1 when anything is wrong.
     """

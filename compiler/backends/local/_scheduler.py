@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from runners import private_bytecode_cache
-from schemas import Evaluation, Method, Store, UsageError
+from schemas import Evaluation, Method, Problem, Store, UsageError, check_files
 
 from ..._git import git_state
 from ..._resolve import Graph, Node
@@ -82,6 +82,9 @@ def run_local(
     chosen, forced = _selection(graph, selected, force)
     workflow = [node for node in chosen if node.is_workflow]
     results, to_run = _kept(store, workflow, forced)
+    for result in results.values():
+        if result.status == "failed":  # a complete node whose files were altered
+            (on_event or _ignore)(RunEvent("finish", result.key, result.id, result=result))
     if to_run:
         results.update(_execute(chosen, store, to_run, jobs, forced, on_event or _ignore))
     ordered = [results[n.name] for n in chosen if n.name in results]
@@ -97,6 +100,13 @@ def _kept(
     for node in nodes:
         manifest = None if node.name in forced else store.read_manifest(node.store_path)
         if manifest is not None and manifest.status == "complete":
+            # Sizes only (no hashing): a no-op run stays a listing; `auditc verify` hashes.
+            problems = check_files(store, node.store_path, manifest, hashes=False)
+            if problems:
+                kept[node.name] = node_result(
+                    store, node, "failed", error=_tampered(node, problems)
+                )
+                continue
             kept[node.name] = node_result(
                 store,
                 node,
@@ -109,6 +119,16 @@ def _kept(
         else:
             to_run.append(node)
     return kept, to_run
+
+
+def _tampered(node: Node, problems: list[Problem]) -> str:
+    shown = "; ".join(p.render() for p in problems[:3])
+    more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+    return (
+        f"its files do not match its manifest ({shown}{more}); kept as it is — "
+        f"`auditc verify` lists every problem, `auditc run --force --select {node.name}` "
+        "runs it again (the altered run is kept in _runs/)"
+    )
 
 
 def _ignore(event: RunEvent) -> None:

@@ -242,3 +242,18 @@ def test_a_downstream_step_refuses_a_tampered_input(
     assert failed.startswith(f"{'Evaluation' if rerun.startswith('phrases') else 'Method'}/{rerun}")
     assert f"{node_kind} {tampered.name}: its files do not match its manifest" in err
     assert what.split(":")[0] in err
+
+
+@pytest.mark.parametrize("case", ["truncate", "delete", "add"])
+def test_run_does_not_keep_a_node_whose_files_were_resized_removed_or_added(
+    project: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tampered, what = CASES[case](project)
+    code, out, err = invoke(capsys, "-C", str(project), "run", "audit.yaml")
+    assert code == 1
+    relative = tampered.relative_to(project / ".auditc").as_posix()
+    [line] = [x for x in err.splitlines() if " FAILED " in x]
+    assert "its files do not match its manifest" in line and f"{relative}/{what}" in line
+    assert "auditc run --force --select" in line
+    status = {row.split()[0]: row.split()[2] for row in out.splitlines()[1:] if "/" in row}
+    assert list(status.values()).count("failed") == 1, out
