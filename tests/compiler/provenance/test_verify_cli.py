@@ -73,6 +73,12 @@ def corrupt(project: Path) -> tuple[Path, str]:
     return evaluation, f"{part.name}: changed"
 
 
+def corrupt_dataset(project: Path) -> tuple[Path, str]:
+    dataset = node(project, "dataset", "phrases")
+    flip_a_byte(dataset / "part-00000.parquet")
+    return dataset, "part-00000.parquet: changed"
+
+
 def truncate(project: Path) -> tuple[Path, str]:
     dataset = node(project, "dataset", "phrases")
     part = dataset / "part-00000.parquet"
@@ -222,7 +228,8 @@ def test_the_report_shows_who_signed_each_run(
 @pytest.mark.parametrize(
     ("tamper", "rerun", "node_kind"),
     [
-        (truncate, "phrases-through-length", "Dataset/phrases"),  # the evaluation client's input
+        # Same-size changes, which only a hash finds: `run` keeps the node, its reader refuses it.
+        (corrupt_dataset, "phrases-through-length", "Dataset/phrases"),  # the client's input
         (corrupt, "mean-score", "Evaluation/phrases-through-length"),  # a function's input
     ],
 )
