@@ -50,13 +50,17 @@ _OIDC_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
 _OIDC_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
 
 
-def _trust_config(path: Path | None) -> ClientTrustConfig:
-    """The client trust config of `path`, or the public-good instance's (through TUF)."""
+def _trust_config(path: Path | None, offline: bool = False) -> ClientTrustConfig:
+    """The client trust config of `path`, or the public-good instance's (through TUF).
+
+    `offline`: the public-good instance's as sigstore-python last fetched it, or as it
+    ships it; no network.
+    """
     from sigstore.models import ClientTrustConfig
 
     if path is None:
         try:
-            return ClientTrustConfig.production()
+            return ClientTrustConfig.production(offline=offline)
         except Exception as exc:  # TUF's errors have no common base worth naming
             raise UsageError(
                 "cannot fetch the Sigstore public-good instance's trusted root "
@@ -219,22 +223,26 @@ class SigstoreIdentity:
     issuer: str
     trust_config: Path | None = None
     """The Sigstore instance's client trust config; None: the public-good instance."""
+    offline: bool = False
+    """With no `trust_config`: the public-good instance's trusted root without fetching it."""
 
     def describe(self) -> str:
         """How `auditc verify` names it."""
         return f"{self.identity} ({self.issuer})"
 
 
-_VERIFIERS: dict[Path | None, Verifier] = {}
+_VERIFIERS: dict[tuple[Path | None, bool], Verifier] = {}
 
 
-def _verifier(trust_config: Path | None) -> Verifier:
+def _verifier(trust_config: Path | None, offline: bool) -> Verifier:
     """One verifier per trust config (the public one is fetched once per process)."""
     from sigstore.verify import Verifier
 
-    if trust_config not in _VERIFIERS:
-        _VERIFIERS[trust_config] = Verifier(trusted_root=_trust_config(trust_config).trusted_root)
-    return _VERIFIERS[trust_config]
+    key = (trust_config, offline)
+    if key not in _VERIFIERS:
+        root = _trust_config(trust_config, offline).trusted_root
+        _VERIFIERS[key] = Verifier(trusted_root=root)
+    return _VERIFIERS[key]
 
 
 def verify_bundle(raw: bytes, trusted: SigstoreIdentity) -> tuple[str | None, dict[str, Any]]:
@@ -251,7 +259,7 @@ def verify_bundle(raw: bytes, trusted: SigstoreIdentity) -> tuple[str | None, di
 
     from ._attest import PAYLOAD_TYPE
 
-    verifier = _verifier(trusted.trust_config)
+    verifier = _verifier(trusted.trust_config, trusted.offline)
     try:
         bundle = Bundle.from_json(raw)
         payload_type, payload = verifier.verify_dsse(

@@ -69,6 +69,12 @@ from ._common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, Settings, paths_argu
     "[default: the public-good instance's trusted root, fetched through TUF].",
 )
 @click.option(
+    "--offline",
+    is_flag=True,
+    help="With --identity and no --trust-config: the public-good instance's trusted root "
+    "as sigstore-python last fetched or ships it, without the network.",
+)
+@click.option(
     "--rerun",
     metavar="NAME",
     help="Run the node NAME of the current specs again into a temporary store and compare "
@@ -92,6 +98,7 @@ def command(
     identities: tuple[str, ...],
     issuers: tuple[str, ...],
     trust_config: Path | None,
+    offline: bool,
     rerun: str | None,
     format_: str,
 ) -> None:
@@ -117,7 +124,7 @@ def command(
         return
     nodes = _spec_nodes(settings, paths, selected) if paths or selected else None
     trusted = [PublicKey.load(path) for path in keys]
-    trusted_ids = _identities(identities, issuers, trust_config)
+    trusted_ids = _identities(identities, issuers, trust_config, offline)
     result = verify_audit(opened, nodes=nodes, keys=trusted or None, identities=trusted_ids)
     if format_ == "json":
         click.echo(
@@ -162,14 +169,17 @@ def _plural(n: int, word: str) -> str:
 
 
 def _identities(
-    identities: tuple[str, ...], issuers: tuple[str, ...], trust_config: Path | None
+    identities: tuple[str, ...],
+    issuers: tuple[str, ...],
+    trust_config: Path | None,
+    offline: bool,
 ) -> list[SigstoreIdentity]:
     from compiler import SigstoreIdentity
     from schemas import UsageError, require_extra
 
     if not identities:
-        if issuers or trust_config:
-            raise UsageError("--issuer and --trust-config go with --identity ID")
+        if issuers or trust_config or offline:
+            raise UsageError("--issuer, --trust-config and --offline go with --identity ID")
         return []
     if len(issuers) == 1:
         issuers = issuers * len(identities)
@@ -180,7 +190,7 @@ def _identities(
         )
     require_extra("sigstore", "auditc verify --identity")
     return [
-        SigstoreIdentity(identity, issuer, trust_config)
+        SigstoreIdentity(identity, issuer, trust_config, offline)
         for identity, issuer in zip(identities, issuers, strict=True)
     ]
 

@@ -247,3 +247,22 @@ def test_without_the_sigstore_extra_the_commands_say_what_to_install(
     assert "pip install 'auditc[sigstore]'" in err
     code, _, err = invoke(capsys, "attest", "--store", store.base, "--sigstore")
     assert code == 2 and "needs the 'sigstore' extra" in err
+
+
+def test_offline_the_public_instances_root_does_not_vouch_for_a_private_instance(
+    store: Store,
+    signed: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The public-good instance's trusted root, as sigstore-python ships it: no network.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    code, out, err = verify(capsys, store, "--identity", WORKFLOW, "--issuer", ISSUER, "--offline")
+    assert code == 1, err
+    lines = out.splitlines()
+    assert len(lines) == 2 and all(": bad-attestation: " in line for line in lines)
+    assert all("certificate chain" in line for line in lines), lines
+    code, _, err = verify(capsys, store, "--offline")
+    assert code == 2 and "--offline go with --identity" in err
