@@ -23,8 +23,6 @@ from compiler import list_attestations
 from compiler.cli.main import main
 from schemas import Store
 
-pytest.importorskip("sigstore", reason="the sigstore extra is part of `make test`'s install")
-
 ISSUER = "https://token.actions.githubusercontent.com"
 WORKFLOW = "https://github.com/example/audits/.github/workflows/audit.yml@refs/heads/main"
 
