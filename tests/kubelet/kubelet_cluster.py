@@ -27,6 +27,7 @@ directories); Deployments and Services are refused: the test audits declare none
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
 import threading
@@ -175,6 +176,8 @@ class Cluster:
         self.claims: dict[str, Path] = {}
         self.objects: dict[tuple[str, str], Manifest] = {}
         self.jobs: dict[str, _Stored] = {}
+        self.running: dict[str, Manifest] = {}
+        """Jobs whose pods run now (what the API shows as active)."""
 
     def add_secret(self, name: str, data: Mapping[str, str]) -> None:
         """A Secret users create beside the stack (`kubectl create secret generic`)."""
@@ -261,14 +264,44 @@ class Cluster:
                 to_run.append(manifest)
         if not to_run:
             return
+        self.running.update({m.name: m for m in to_run})
         with ThreadPoolExecutor(max_workers=len(to_run)) as pool:
             futures = {pool.submit(self._run_job, m): m for m in to_run}
             for future, manifest in futures.items():
                 status = future.result()
                 self.jobs[manifest.name] = _Stored(manifest, status)
+                del self.running[manifest.name]
                 result.jobs[manifest.name] = status
                 if not status.succeeded:
                     result.failed.append(manifest.name)
+
+    def job_objects(self) -> list[dict[str, Any]]:
+        """Every Job as the API server returns it: the manifest with the Job's status.
+
+        A suspended Job is shown as the API shows it, suspended with no condition (the
+        test cluster records it as failed only because nothing here would admit it).
+        """
+        found: dict[str, tuple[Manifest, JobStatus | None]] = {
+            n: (stored.manifest, stored.status) for n, stored in dict(self.jobs).items()
+        }
+        found.update({name: (manifest, None) for name, manifest in dict(self.running).items()})
+        objects = []
+        for _, (manifest, status) in sorted(found.items()):
+            body = copy.deepcopy(manifest.body)
+            completions = int(body["spec"].get("completions") or 1)
+            if status is None:
+                body["status"] = {"active": 1}
+            elif body["spec"].get("suspend"):
+                body["status"] = {}
+            elif status.succeeded:
+                complete = {"type": "Complete", "status": "True"}
+                body["status"] = {"succeeded": completions, "conditions": [complete]}
+            else:
+                failed = {"type": "Failed", "status": "True", "reason": status.reason}
+                failed["message"] = status.message
+                body["status"] = {"failed": len(status.pods), "conditions": [failed]}
+            objects.append(body)
+        return objects
 
     def _environment(self) -> PodEnvironment:
         return PodEnvironment(

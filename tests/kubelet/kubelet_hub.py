@@ -16,14 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from kubelet_network import SERVICE_IP, NodeNetwork, in_namespace
+from kubelet_network import SERVICE_IP, NodeNetwork, serve_on_node
 
 __all__ = ["HUB_PORT", "HubServer"]
 
@@ -119,22 +118,7 @@ class HubServer:
         return Handler
 
     def __enter__(self) -> HubServer:
-        bound: list[ThreadingHTTPServer | BaseException] = []
-
-        def bind() -> None:
-            try:
-                with in_namespace(self.network.path):  # the socket belongs to the node
-                    bound.append(ThreadingHTTPServer((SERVICE_IP, HUB_PORT), self._handler()))
-            except BaseException as exc:  # handed to the caller's thread
-                bound.append(exc)
-
-        thread = threading.Thread(target=bind)
-        thread.start()
-        thread.join()
-        if isinstance(bound[0], BaseException):
-            raise bound[0]
-        self._server = bound[0]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve_on_node(self.network, HUB_PORT, self._handler())
         return self
 
     def __exit__(

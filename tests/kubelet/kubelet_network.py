@@ -25,8 +25,9 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["NETNS_DIR", "SERVICE_IP", "NodeNetwork", "PodNetwork", "in_namespace"]
+__all__ = ["NETNS_DIR", "SERVICE_IP", "NodeNetwork", "PodNetwork", "in_namespace", "serve_on_node"]
 
 NETNS_DIR = "/run/netns"
 SERVICE_IP = "10.96.0.10"
@@ -166,3 +167,31 @@ def in_namespace(path: str) -> Iterator[None]:
     finally:
         os.close(target)
         os.close(original)
+
+
+def serve_on_node(
+    network: NodeNetwork, port: int, handler: type[BaseHTTPRequestHandler]
+) -> ThreadingHTTPServer:
+    """An HTTP server at `SERVICE_IP:port` on the node, serving from a thread of its own.
+
+    Its socket is opened inside the node's network namespace (so pods reach it through
+    their gateway, and commands run with `NodeNetwork.nsenter()` reach it too). The
+    caller shuts it down (`shutdown()`, `server_close()`).
+    """
+    bound: list[ThreadingHTTPServer | BaseException] = []
+
+    def bind() -> None:
+        try:
+            with in_namespace(network.path):
+                bound.append(ThreadingHTTPServer((SERVICE_IP, port), handler))
+        except BaseException as exc:  # handed to the caller's thread
+            bound.append(exc)
+
+    thread = threading.Thread(target=bind)
+    thread.start()
+    thread.join()
+    if isinstance(bound[0], BaseException):
+        raise bound[0]
+    server = bound[0]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

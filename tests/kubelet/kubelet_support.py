@@ -75,15 +75,19 @@ def auditc(
     return done
 
 
-def start_auditc(project: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    """Start `auditc -C project ARGS` on this machine in the background, output to `log`."""
+def start_auditc(
+    project: Path, *args: str, log: Path, node: NodeNetwork | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `auditc -C project ARGS` in the background, output to `log`: on this machine,
+    or on the node (where the store is, with its credentials) when `node` is given."""
+    prefix, credentials = (node.nsenter(), CREDENTIALS) if node is not None else ([], {})
     with log.open("wb") as handle:
         return subprocess.Popen(
-            [AUDITC, "-C", str(project), *args],
+            [*prefix, AUDITC, "-C", str(project), *args],
             cwd=project,
             stdout=handle,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "NO_COLOR": "1"},
+            env={**os.environ, **credentials, "NO_COLOR": "1"},
         )
 
 

@@ -9,6 +9,8 @@ suspended Job runs nothing (the test cluster fails it, never starts a pod), and 
 admission is un-suspending it. After an asynchronous `pulumi up` every Job exists at
 once, so the test cluster runs them all together: the order of the graph then rests on
 each pod's `wait` init container, which holds it until its inputs are committed.
+`auditc status` and `auditc wait` follow the run through the test cluster's API
+(`kubelet_api`), as they follow a real one.
 
 The llm-gpu audit with a shared model cache: one prefetch Job downloads the weights
 from a Hub mirror (`kubelet_hub`, the stack's `hubEndpoint`) into the cache claim, and
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubelet_api import ApiServer
 from kubelet_hub import HubServer
 from kubelet_network import NodeNetwork
 from kubelet_store import S3Server
@@ -32,6 +35,7 @@ from kubelet_support import (
     auditc,
     describe,
     new_cluster,
+    start_auditc,
     write_project,
 )
 
@@ -96,18 +100,34 @@ def test_a_queued_asynchronous_run_completes_once_admitted(
     assert len(jobs) == 2 + 2 * 2 + 5
     _check_pod_shapes(jobs, manifests)
 
-    # Queued: nothing runs until admitted.
+    # Queued: nothing runs until admitted, and `auditc status` says so.
     cluster = new_cluster(node, tmp_path / "cluster")
     queued = cluster.apply(manifests, together=True)
     assert {j.reason for j in queued.jobs.values()} == {"Suspended"}
     assert not any(j.pods for j in queued.jobs.values())
+    with ApiServer(node, cluster) as api:
+        kubeconfig = str(api.kubeconfig(tmp_path / "kubeconfig"))
+        follow = ["--stack", "kubelet", "--kubeconfig", kubeconfig]
+        status = auditc(project, "status", *follow, node=node)
+        nodes = [line.split() for line in status.stdout.splitlines()[1:-1]]
+        assert {words[0] for words in nodes} == {"queued"}, status.stdout
+        assert status.stdout.splitlines()[-1] == "9 queued (of 9 nodes)"
 
-    # Kueue admits every Job (un-suspends it); the cluster runs them all at once.
-    for path, job in jobs.items():
-        job["spec"]["suspend"] = False
-        path.write_text(yaml.safe_dump(job))
-    result = cluster.apply(manifests, together=True)
-    assert result.succeeded, describe(result)
+        # Kueue admits every Job (un-suspends it); the cluster runs them all at once,
+        # and `auditc wait` follows them to the end.
+        for path, job in jobs.items():
+            job["spec"]["suspend"] = False
+            path.write_text(yaml.safe_dump(job))
+        log = tmp_path / "wait.log"
+        waiting = start_auditc(
+            project, "wait", *follow, "--interval", "1s", "--timeout", "15m", log=log, node=node
+        )
+        result = cluster.apply(manifests, together=True)
+        assert result.succeeded, describe(result)
+        assert waiting.wait(120) == 0, log.read_text()
+    lines = log.read_text().splitlines()
+    assert any(" running" in line for line in lines), lines  # it saw the run go on
+    assert lines[-1] == "9 complete (of 9 nodes)", lines
     assert len(result.jobs) == len(jobs)
     waits = {
         name: pod.containers["wait"].log()
