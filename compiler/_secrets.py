@@ -34,8 +34,9 @@ SECRET_HINT = (
     "Kubernetes Secrets for the rest, see docs/security.md)"
 )
 
-_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@")
-_URL_TOKEN_USER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9_\-]{20,}@")
+_SCHEME_END = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}$")
+_AUTHORITY = re.compile(r"[^/?#\s]{0,512}")
+_TOKEN_USER = re.compile(r"[A-Za-z0-9_-]{20,}")
 _URL_SECRET_PARAM = re.compile(
     r"[?&;](?:api[_-]?key|apikey|key|access[_-]?token|auth[_-]?token|token|secret|"
     r"client[_-]?secret|password|passwd|pwd|sig|signature|x-amz-signature|"
@@ -92,15 +93,34 @@ def _strings(value: Any, path: FieldPath, key: str = "") -> Iterator[tuple[Field
 
 
 def _looks_secret(value: str) -> str | None:
-    if _URL_PASSWORD.search(value):
-        return "a URL with a password"
-    if _URL_TOKEN_USER.search(value):
-        return "a URL with a token as its user"
+    found = _url_credentials(value)
+    if found is not None:
+        return found
     if _URL_SECRET_PARAM.search(value):
         return "a URL with a key or token in its query"
     for what, pattern in _TOKEN_PATTERNS:
         if pattern.search(value):
             return what
+    return None
+
+
+def _url_credentials(value: str) -> str | None:
+    """A password or a token in the user part of a URL (`scheme://user:password@host`).
+
+    Scans from each `://` (patterns that start anywhere and run to `://` take time
+    quadratic in a long string: a spec could hang validation with one).
+    """
+    start = value.find("://")
+    while start >= 0:
+        if _SCHEME_END.search(value[max(0, start - 31) : start]):
+            match = _AUTHORITY.match(value, start + 3)
+            authority = match.group(0) if match else ""
+            user, at, _ = authority.rpartition("@")
+            if at and ":" in user:
+                return "a URL with a password"
+            if at and _TOKEN_USER.fullmatch(user):
+                return "a URL with a token as its user"
+        start = value.find("://", start + 3)
     return None
 
 

@@ -131,3 +131,16 @@ def test_symlink_loops_committed_at_a_ref_are_errors(looped: Path) -> None:
     at_ref = [f"HEAD:{line}" for line in LOOP_ERRORS]
     assert_usage_error(auditc("-C", str(looped), "plan", "--against", "HEAD"), *at_ref)
     assert_usage_error(auditc("-C", str(looped), "diff", "HEAD", "HEAD"), *at_ref)
+
+
+def test_long_strings_are_checked_in_linear_time(tmp_path: Path) -> None:
+    # Scanning values for secrets must not backtrack: a pattern that may start anywhere
+    # and run up to `://` took minutes on one 600 kB parameter.
+    long = "w" * 600_000
+    url = "https://reader:hunter22@example.com/data"
+    specs = DATASET + METHOD + f'  parameters: {{a: "{long}://{long}", b: "{long} {url}"}}\n'
+    project = write_project(tmp_path / "p", specs, MODULE)
+    result = auditc("-C", str(project), "validate", timeout=60)
+    assert result.returncode == 2, result.stderr  # b holds a URL with a password
+    assert "spec.parameters.b: looks like a secret" in result.stderr
+    assert "spec.parameters.a" not in result.stderr
