@@ -6,13 +6,21 @@ Every package reads and writes the store through `Store`, so the layout of
 S3-compatible servers take their endpoint in the URI, as pyarrow parses it:
 `s3://bucket/prefix?endpoint_override=127.0.0.1:9000&scheme=http`. Credentials come
 from the usual AWS environment variables, never from specs.
+
+Object stores are opened with every request bounded in time (`AUDITC_STORE_TIMEOUT`
+seconds, 30 by default) and answer one request before `Store.open` returns, waited
+for in a way Ctrl-C interrupts: an unreachable store is a `StoreError` in seconds,
+not a process that hangs for a quarter of an hour and ignores signals.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import os
 import posixpath
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +47,17 @@ if TYPE_CHECKING:
     import pyarrow.dataset as pads
     import pyarrow.fs as pafs
 
-__all__ = ["NodeRun", "Store", "StoredNode", "is_node_metadata", "local_manifests"]
+__all__ = [
+    "DEFAULT_STORE_TIMEOUT_S",
+    "STORE_TIMEOUT_ENV",
+    "NodeRun",
+    "Store",
+    "StoredNode",
+    "is_node_metadata",
+    "local_manifests",
+    "remote_stores_opened",
+    "store_timeout",
+]
 
 _HASH_CHUNK = 1 << 20
 _TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{8}$")
@@ -70,9 +88,11 @@ class Store:
         import pyarrow.fs as pafs
 
         text = str(uri)
+        if not text.strip():
+            raise StoreError("the store is an empty string; expected a directory or a URI")
         try:
             if "://" in text:
-                fs, base = pafs.FileSystem.from_uri(text)
+                fs, base = _connect(text)
             else:
                 local = Path(text).expanduser().resolve()
                 if local.exists() and not local.is_dir():
@@ -320,18 +340,11 @@ class Store:
 
         Unlike `manifests()`, a manifest that cannot be read is yielded with its error
         instead of raising (what `auditc verify` reports).
-        """
-        import pyarrow.fs as pafs
 
-        selector = pafs.FileSelector(self.base, recursive=True, allow_not_found=True)
-        found: dict[str, pafs.FileInfo] = {}
-        for info in self.fs.get_file_info(selector):
-            relative = posixpath.relpath(info.path, self.base)
-            if relative.count("/") == 3 and posixpath.basename(relative) in (
-                MANIFEST_FILE,
-                LEGACY_MANIFEST_FILE,
-            ):
-                found[relative] = info
+        Raises:
+            StoreError: the store cannot be listed.
+        """
+        found = self._manifest_files()
         for relative in sorted(found):
             node = posixpath.dirname(relative)
             if posixpath.basename(relative) == LEGACY_MANIFEST_FILE:
@@ -345,6 +358,32 @@ class Store:
                 continue
             if manifest is not None:
                 yield StoredNode(node, manifest, None)
+
+    def _manifest_files(self) -> set[str]:
+        """The store-relative paths of `<kind>/<name>/<id>/` manifests (current or legacy)."""
+        names = (MANIFEST_FILE, LEGACY_MANIFEST_FILE)
+        if self.is_local:
+            # Three levels and no deeper: a recursive listing follows directory symlinks
+            # without end (`--store /proc/self` walked the whole machine, again and again).
+            root = Path(self.base)
+            return {
+                path.relative_to(root).as_posix()
+                for name in names
+                for path in root.glob(f"*/*/*/{name}")
+            }
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(self.base, recursive=True, allow_not_found=True)
+        try:
+            infos = self.fs.get_file_info(selector)
+        except OSError as exc:  # unreadable, a symlink loop, a pseudo-filesystem
+            raise StoreError(f"cannot list store {self.uri}: {_cut(exc)}") from exc
+        found: set[str] = set()
+        for info in infos:
+            relative = posixpath.relpath(info.path, self.base)
+            if relative.count("/") == 3 and posixpath.basename(relative) in names:
+                found.add(relative)
+        return found
 
     def manifests(self) -> Iterator[Manifest]:
         """Every node's manifest (`<kind>/<name>/<id>/_manifest.json`), in path order.
@@ -559,3 +598,112 @@ def local_manifests(root: Path) -> Iterator[Manifest]:
 def _is_part(relative: str) -> bool:
     name = posixpath.basename(relative)
     return name.startswith("part-") and name.endswith(".parquet") and "/" not in relative
+
+
+# ---------------------------------------------------------------- connecting
+
+STORE_TIMEOUT_ENV = "AUDITC_STORE_TIMEOUT"
+DEFAULT_STORE_TIMEOUT_S = 30.0
+"""Seconds an object store may take to answer the first request (and each request after)."""
+_CONNECT_TIMEOUT_S = 5.0
+_RETRY_ATTEMPTS = 3
+
+
+_REMOTE_OPENED: list[str] = []
+
+
+def remote_stores_opened() -> tuple[str, ...]:
+    """The object-store URIs this process opened (their clients may hold requests in flight)."""
+    return tuple(_REMOTE_OPENED)
+
+
+def store_timeout() -> float:
+    """`AUDITC_STORE_TIMEOUT` seconds, or `DEFAULT_STORE_TIMEOUT_S`.
+
+    Raises:
+        StoreError: the variable is not a positive number.
+    """
+    raw = os.environ.get(STORE_TIMEOUT_ENV)
+    if not raw:
+        return DEFAULT_STORE_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise StoreError(f"{STORE_TIMEOUT_ENV}={raw!r}; expected seconds, above 0 and at most 3600")
+    return value
+
+
+def _connect(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of a store URI, with bounded timeouts, after one answered request.
+
+    Without bounds a store that cannot be reached hangs: pyarrow's GCS client retries
+    for 15 minutes, S3 requests wait and retry for minutes, and neither returns to
+    Python, so Ctrl-C cannot stop them. The first request runs in a helper thread and
+    the caller waits for it at most `store_timeout()` seconds, interruptibly.
+    """
+    import pyarrow.fs as pafs
+
+    fs, base = pafs.FileSystem.from_uri(uri)
+    _REMOTE_OPENED.append(uri)
+    fs = _bounded(fs, store_timeout())
+    _probe(fs, base.rstrip("/") or base, uri)
+    return fs, base
+
+
+def _bounded(fs: pafs.FileSystem, timeout: float) -> pafs.FileSystem:
+    """The same filesystem with each request bounded in time (S3, GCS)."""
+    import pyarrow.fs as pafs
+
+    if isinstance(fs, pafs.S3FileSystem):
+        # pyarrow pickles a filesystem as its constructor arguments: rebuild it with timeouts.
+        options = dict(fs.__reduce__()[1][0])
+        if options.get("connect_timeout", -1) < 0:
+            options["connect_timeout"] = min(_CONNECT_TIMEOUT_S, timeout)
+        if options.get("request_timeout", -1) < 0:
+            options["request_timeout"] = timeout
+        retries = pafs.AwsStandardS3RetryStrategy(max_attempts=_RETRY_ATTEMPTS)
+        return pafs.S3FileSystem(**options, retry_strategy=retries)
+    gcs = getattr(pafs, "GcsFileSystem", None)
+    if gcs is not None and isinstance(fs, gcs):
+        options = dict(fs.__reduce__()[1][0])
+        if options.get("retry_time_limit") is None:
+            options["retry_time_limit"] = datetime.timedelta(seconds=timeout)
+        rebuilt: pafs.FileSystem = gcs._reconstruct(options)
+        return rebuilt
+    return fs
+
+
+def _probe(fs: pafs.FileSystem, base: str, uri: str) -> None:
+    """One request to the store, waited for at most `store_timeout()` seconds.
+
+    Raises:
+        StoreError: the store did not answer in time, or answered with an error.
+    """
+    timeout = store_timeout()
+    outcome: list[BaseException | None] = []
+
+    def request() -> None:
+        try:
+            fs.get_file_info(base)
+            outcome.append(None)
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=request, name="auditc-store-probe", daemon=True)
+    worker.start()
+    worker.join(timeout)  # interruptible: Ctrl-C raises KeyboardInterrupt here
+    if not outcome:
+        raise StoreError(
+            f"cannot reach store {uri}: no answer within {timeout:g} s (is there a network, "
+            f"and is the endpoint right? {STORE_TIMEOUT_ENV} sets the limit)"
+        )
+    if outcome[0] is not None:
+        raise StoreError(f"cannot open store {uri}: {_cut(outcome[0])}") from outcome[0]
+
+
+def _cut(exc: BaseException, limit: int = 300) -> str:
+    """An error's text, cut: pyarrow's can hold a path thousands of characters long."""
+    text = str(exc)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

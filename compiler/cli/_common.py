@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from schemas import AuditcError, extra_for_module, missing_extra_error
+from schemas import AuditcError, UsageError, extra_for_module, missing_extra_error
+
+from ._interrupts import end_within, install_watchdog
 
 __all__ = [
     "EXIT_CODES_HELP",
@@ -21,11 +25,13 @@ __all__ = [
     "EXIT_INVALID",
     "EXIT_OK",
     "Settings",
+    "check_store",
     "paths_argument",
     "format_option",
     "review_format_option",
     "text_json_format_option",
     "run_cli",
+    "writing_to",
 ]
 
 EXIT_OK = 0
@@ -121,9 +127,46 @@ def text_json_format_option(what: str = "people and CI logs") -> Callable[[_Comm
     )
 
 
+def check_store(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The callback of every `--store` option: an empty value or a file is a usage error.
+
+    Without it, `--store ''` silently meant the default store, and `plan --store FILE`
+    planned against an empty store.
+    """
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.BadParameter("is empty; expected a directory or a URI (s3://…)")
+    if "://" not in value:
+        path = Path(value).expanduser()
+        if path.exists() and not path.is_dir():
+            raise click.BadParameter(f"{value!r} is a file; expected a directory or a URI")
+    return value
+
+
+@contextlib.contextmanager
+def writing_to(path: Path, option: str) -> Iterator[None]:
+    """Turn an OSError about `path` (or a file under it) into a usage error naming `option`.
+
+    Other OSErrors propagate: only what the user's option points at is the user's to fix.
+    """
+    try:
+        yield
+    except OSError as exc:
+        name = exc.filename
+        target = Path(os.path.abspath(path))
+        if not isinstance(name, str):
+            raise
+        about = Path(os.path.abspath(name))  # the path itself, inside it, or a parent to create
+        if not (about.is_relative_to(target) or target.is_relative_to(about)):
+            raise
+        raise UsageError(f"{option} {path}: cannot write {name}: {exc.strerror or exc}") from None
+
+
 def run_cli(group: click.Group, argv: list[str]) -> Any:
     """The single error boundary: user errors print without a traceback, bugs with one."""
     debug = "--debug" in argv
+    install_watchdog()  # Ctrl-C ends auditc even while it waits inside C code
     try:
         return group.main(args=argv, prog_name="auditc", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -131,16 +174,19 @@ def run_cli(group: click.Group, argv: list[str]) -> Any:
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_INVALID if exc.exit_code == 2 else exc.exit_code)
-    except click.Abort:
+    except click.Abort:  # click's form of KeyboardInterrupt
         click.echo("Aborted.", err=True)
+        end_within(130)
         sys.exit(130)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
+        end_within(130)
         sys.exit(130)
     except AuditcError as exc:
         if debug:
             traceback.print_exc()
         click.echo(f"error: {exc}" if "\n" not in str(exc) else str(exc), err=True)
+        end_within(exc.exit_code)
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(EXIT_OK)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from types import FrameType
+
+from ._interrupts import raise_interrupt
 
 __all__ = ["stop_on_termination"]
 
@@ -22,9 +23,6 @@ def stop_on_termination() -> None:
     """Raise KeyboardInterrupt in the main thread on SIGTERM and SIGHUP."""
     if threading.current_thread() is not threading.main_thread():
         return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
     for sig in TERMINATION_SIGNALS:
-        signal.signal(sig, interrupt)
+        # raise_interrupt also tells the watchdog the main thread took the signal.
+        signal.signal(sig, raise_interrupt)
