@@ -38,6 +38,7 @@ from ._scope import (
 from ._sigstore import SigstoreIdentity, SigstoreSigner, sigstore_attest_node
 from ._validate import hash_path, load_project, tree_hashes
 from ._verify import VerifyResult, verify_audit
+from ._written import MARKER_FILE, write_generated_files
 
 __all__ = [
     "embed_reference",
@@ -51,6 +52,7 @@ __all__ = [
     "ID_LENGTH",
     "PLAN_SCHEMA_VERSION",
     "Attestation",
+    "MARKER_FILE",
     "Baseline",
     "BaselineNode",
     "GitError",
@@ -78,6 +80,7 @@ __all__ = [
     "hash_path",
     "tree_hashes",
     "list_attestations",
+    "write_generated_files",
     "load_baseline",
     "load_project",
     "load_project_at",

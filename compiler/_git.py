@@ -158,6 +158,8 @@ def load_baseline(
     uri = store if store is not None else str(root / ".auditc")
     if "://" not in uri:
         local = Path(uri).expanduser()
+        if local.exists() and not local.is_dir():
+            raise UsageError(f"store {uri!r} is a file; expected a directory or a URI")
         if not local.is_dir():
             return Baseline.empty(f"store {uri} (empty)")
         # Read without pyarrow: the core install plans against a local store too.

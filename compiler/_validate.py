@@ -214,7 +214,9 @@ def _kind_of(value: Any) -> str:
     if value is None:
         return "nothing (null)"
     if isinstance(value, list):
-        return "a list"
+        return "an empty list" if not value else "a list"
+    if isinstance(value, dict):
+        return "an empty mapping" if not value else "a mapping"
     if isinstance(value, bool):
         return f"a boolean ({value})"
     if isinstance(value, (int, float)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import Settings, paths_argument
+from ._common import Settings, check_store, paths_argument
 from ._scoping import all_option, results_scope, select_option
 
 CHECK_EXIT_CODES = (
@@ -27,6 +27,7 @@ CHECK_EXIT_CODES = (
     "--store",
     metavar="URI",
     envvar=["AUDITC_CHECK_STORE", "AUDITC_STORE"],
+    callback=check_store,
     help="Store to read: a directory or s3://… URI [default: <project>/.auditc].",
 )
 @click.option(

@@ -17,7 +17,7 @@ import click
 
 from schemas import UsageError
 
-from ._common import EXIT_CODES_HELP, Settings, paths_argument
+from ._common import EXIT_CODES_HELP, Settings, check_store, paths_argument
 
 if TYPE_CHECKING:
     from compiler import Graph
@@ -49,7 +49,13 @@ if TYPE_CHECKING:
     help="Read settings from stacks/Pulumi.<STACK>.yaml (its auditc:specs are the default "
     "PATHS). Default for --target kubernetes without --store: the project's only stack.",
 )
-@click.option("--store", metavar="URI", default=None, help="Store the cluster uses (s3://…).")
+@click.option(
+    "--store",
+    metavar="URI",
+    default=None,
+    callback=check_store,
+    help="Store the cluster uses (s3://…).",
+)
 @click.option("--namespace", default=None, help="Kubernetes namespace.")
 @click.option("--runner-image", default=None, help="auditc runner image (repo:tag or @digest).")
 @click.option(
@@ -118,7 +124,7 @@ def command(
     for message in rendering.warnings:
         click.echo(f"warning: {message}", err=True)
     if validate:
-        validate_manifests(rendering)
+        validate_manifests(rendering, graph=graph)
     written = write_manifests(rendering, out)
     checked = f" (valid for Kubernetes {KUBERNETES_VERSION})" if validate else ""
     click.echo(f"wrote {len(written)} Kubernetes manifests to {out}{checked}")
@@ -194,17 +200,15 @@ def _only_stack(project_dir: Path) -> str:
 
 
 def write_graph_json(graph: Graph, out: Path) -> list[Path]:
-    """Write one JSON file per node (`NN-kind-name.json`), replacing earlier ones in `out`."""
-    import re
+    """Write one JSON file per node (`NN-kind-name.json`), replacing what auditc wrote in `out`.
 
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.iterdir():
-        if old.is_file() and re.match(r"^\d{2,}-[a-z]+-[a-z0-9-]+\.json$", old.name):
-            old.unlink()
+    Only files the directory's marker lists are replaced or removed (see
+    `compiler.write_generated_files`).
+    """
+    from compiler import write_generated_files
+
     width = max(2, len(str(len(graph))))
-    written = []
+    files: dict[str, str] = {}
     for i, node in enumerate(graph, start=1):
         document = {
             "kind": node.kind,
@@ -216,7 +220,6 @@ def write_graph_json(graph: Graph, out: Path) -> list[Path]:
             "location": str(node.location),
             "canonical": node.canonical,
         }
-        path = out / f"{i:0{width}d}-{node.kind.lower()}-{node.name}.json"
-        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        written.append(path)
-    return written
+        name = f"{i:0{width}d}-{node.kind.lower()}-{node.name}.json"
+        files[name] = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    return write_generated_files(out, files)

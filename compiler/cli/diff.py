@@ -10,7 +10,7 @@ import click
 from compiler.report import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 from schemas import UsageError
 
-from ._common import EXIT_FAILED, EXIT_OK, Settings, review_format_option
+from ._common import EXIT_FAILED, EXIT_OK, Settings, check_store, review_format_option
 from ._scoping import all_option, results_scope, run_option, select_option
 
 if TYPE_CHECKING:
@@ -21,6 +21,10 @@ DIFF_EXIT_CODES = (
     "matched, or a store could not be read; 2 invalid specs or usage; 3 internal error (a "
     "bug: please report it)."
 )
+
+
+MAX_RESAMPLES = 100_000
+"""More resamples than this add nothing to an interval but time and memory."""
 
 
 @click.command(
@@ -35,6 +39,7 @@ DIFF_EXIT_CODES = (
     "--store",
     metavar="URI",
     envvar=["AUDITC_DIFF_STORE", "AUDITC_STORE"],
+    callback=check_store,
     help="Store holding the runs of git refs [default: <project>/.auditc]; not used for store URIs.",
 )
 @select_option()
@@ -55,17 +60,17 @@ DIFF_EXIT_CODES = (
 )
 @click.option(
     "--resamples",
-    type=click.IntRange(min=100, max=100_000),
+    type=click.IntRange(min=100, max=MAX_RESAMPLES),
     default=DEFAULT_RESAMPLES,
     show_default=True,
     help="Bootstrap resamples.",
 )
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=2**32 - 1),
     default=DEFAULT_SEED,
     show_default=True,
-    help="Seed of the bootstrap and permutations.",
+    help="Seed of the bootstrap and permutations (0 to 2^32-1).",
 )
 @click.option(
     "--confidence",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import EXIT_CODES_HELP, Settings
+from ._common import EXIT_CODES_HELP, Settings, check_store
 
 if TYPE_CHECKING:
     from compiler.export import ExportTarget
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     "--store",
     metavar="URI",
     envvar=["AUDITC_EXPORT_STORE", "AUDITC_STORE"],
+    callback=check_store,
     help="Store to read: a directory or s3://… URI [default: <project>/.auditc].",
 )
 @click.option(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import EXIT_CODES_HELP, Settings, paths_argument, review_format_option
+from ._common import EXIT_CODES_HELP, Settings, check_store, paths_argument, review_format_option
 
 
 @click.command(
@@ -22,6 +22,7 @@ from ._common import EXIT_CODES_HELP, Settings, paths_argument, review_format_op
     "--store",
     metavar="URI",
     default=None,
+    callback=check_store,
     help="Store to compare with (default: <project>/.auditc); a directory or s3://… URI.",
 )
 @click.option(

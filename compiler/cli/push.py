@@ -11,7 +11,7 @@ import click
 
 from schemas import UsageError
 
-from ._common import EXIT_CODES_HELP, Settings, paths_argument
+from ._common import EXIT_CODES_HELP, Settings, check_store, paths_argument
 
 
 @click.command(
@@ -24,6 +24,7 @@ from ._common import EXIT_CODES_HELP, Settings, paths_argument
     "--store",
     metavar="URI",
     default=None,
+    callback=check_store,
     help="The store the cluster uses (s3://bucket/prefix?endpoint_override=…, or a directory).",
 )
 @click.option(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import EXIT_CODES_HELP, Settings, paths_argument
+from ._common import EXIT_CODES_HELP, Settings, check_store, paths_argument, writing_to
 from ._scoping import all_option, results_scope, run_option, select_option
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     "--store",
     metavar="URI",
     envvar=["AUDITC_REPORT_STORE", "AUDITC_STORE"],
+    callback=check_store,
     help="Store to read: a directory or s3://… URI [default: <project>/.auditc].",
 )
 @click.option(
@@ -71,7 +72,8 @@ def command(
     results = load_results(opened, scope, run=run)
     for reason in results.unavailable:
         click.echo(f"warning: not shown: {reason}", err=True)
-    site = build_site(results, out_dir)
+    with writing_to(out_dir, "--out"):
+        site = build_site(results, out_dir)
     click.echo(
         f"{site.audits} audit{'s' if site.audits != 1 else ''}, "
         f"{site.systems} system{'s' if site.systems != 1 else ''}, "

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import EXIT_CODES_HELP, EXIT_FAILED, Settings, format_option, paths_argument
+from ._common import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    Settings,
+    check_store,
+    format_option,
+    paths_argument,
+)
 from ._signals import stop_on_termination
 
 if TYPE_CHECKING:
@@ -40,7 +47,12 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Re-run the selected nodes (all without --select) even if complete in the store.",
 )
-@click.option("--store", metavar="URI", help="Store URI or directory [default: <project>/.auditc].")
+@click.option(
+    "--store",
+    metavar="URI",
+    callback=check_store,
+    help="Store URI or directory [default: <project>/.auditc].",
+)
 @click.option(
     "--jobs",
     "-j",

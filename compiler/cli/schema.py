@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import EXIT_CODES_HELP, Settings
+from ._common import EXIT_CODES_HELP, Settings, writing_to
 
 
 @click.command("schema", epilog=EXIT_CODES_HELP, short_help="Print the JSON Schema of specs.")
@@ -39,5 +39,6 @@ def command(settings: Settings, format_: str, output: str | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        with writing_to(Path(output), "-o"):
+            Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)

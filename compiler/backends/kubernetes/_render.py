@@ -33,6 +33,8 @@ from pulumi.runtime.proto import resource_pb2
 
 from schemas import BackendError, MissingDependencyError
 
+from ..._written import write_generated_files
+from ._limits import check_limits
 from ._program import deploy
 from ._stack_config import CONFIG_NAMESPACE, KubernetesConfig
 
@@ -64,7 +66,6 @@ KIND_ORDER = (
 )
 """Within a sync wave, the order a cluster wants: namespaces first, workloads last."""
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
-_FILE_PATTERN = re.compile(r"^\d{2,}-[a-z]+-[a-z0-9.-]+\.yaml$")
 
 
 @dataclass(frozen=True)
@@ -487,30 +488,24 @@ def _dump(manifest: dict[str, Any]) -> str:
 
 
 def write_manifests(rendering: Rendering, out: Path) -> list[Path]:
-    """Write one YAML file per resource into `out`, replacing earlier rendered files.
+    """Write one YAML file per resource into `out`, replacing what auditc wrote there before.
 
-    Only files named like ours (`NN-kind-name.yaml`) are removed, so a README or a
-    kustomization in the same directory survives.
+    Only files the directory's marker says auditc wrote are replaced or removed
+    (`compiler.write_generated_files`): a README, a kustomization or the user's own
+    manifests in the same directory are never touched.
 
     Raises:
-        BackendError: `out` exists and is not a directory.
+        UsageError: `out` is not a directory, or holds files auditc did not write under
+            the names it would write.
     """
-    if out.exists() and not out.is_dir():
-        raise BackendError(f"--out {out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.iterdir():
-        if old.is_file() and _FILE_PATTERN.match(old.name):
-            old.unlink()
-    written = []
-    for name, text in rendering.files().items():
-        path = out / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_generated_files(out, rendering.files())
 
 
-def validate_manifests(rendering: Rendering, version: str = KUBERNETES_VERSION) -> None:
-    """Check every manifest against the Kubernetes OpenAPI schemas, unknown fields included.
+def validate_manifests(
+    rendering: Rendering, version: str = KUBERNETES_VERSION, *, graph: Graph | None = None
+) -> None:
+    """Check every manifest against the Kubernetes OpenAPI schemas, unknown fields included,
+    and against what the API server refuses beyond them (`_limits.py`: sizes, names, labels).
 
     Uses kubernetes-validate's strict schemas (`additionalProperties: false` everywhere)
     as `kubernetes_validate.validate(manifest, version, strict=True)` does, but loads
@@ -518,6 +513,7 @@ def validate_manifests(rendering: Rendering, version: str = KUBERNETES_VERSION) 
 
     Raises:
         BackendError: a manifest does not validate (every problem is listed).
+        SpecError: given `graph`, a manifest breaks an API-server limit (at its resource).
         MissingDependencyError: kubernetes-validate is not installed.
     """
     try:
@@ -537,6 +533,7 @@ def validate_manifests(rendering: Rendering, version: str = KUBERNETES_VERSION) 
             f"{len(problems)} manifest(s) do not validate against Kubernetes {version}:\n"
             + "\n".join(problems)
         )
+    check_limits(named, graph)
 
 
 def _problems(schemas: _StrictSchemas, named: list[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from k8s_helpers import FIXTURE, STACK, containers, pod_templates
 
-from compiler import Graph
+from compiler import Graph, write_generated_files
 from compiler.backends.kubernetes import KubernetesConfig, Rendering, render_manifests
 from compiler.cli.main import main
 from runners.evaluation import EvaluationConfig
@@ -51,8 +51,8 @@ def test_compile_writes_strictly_valid_manifests(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "manifests"
-    out.mkdir()
-    (out / "99-job-stale-0000000000.yaml").write_text("stale: true\n")
+    # What an earlier compile wrote (its marker lists it), and a file of the user's.
+    write_generated_files(out, {"99-job-stale-0000000000.yaml": "stale: true\n"})
     (out / "kustomization.yaml").write_text("resources: []\n")
     _compile(out)
     assert "Kubernetes manifests to" in capsys.readouterr().out
