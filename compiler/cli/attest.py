@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import EXIT_CODES_HELP, Settings, paths_argument
+from ._common import EXIT_CODES_HELP, Settings, check_store, paths_argument
 
 
 @click.command(
@@ -27,6 +27,7 @@ from ._common import EXIT_CODES_HELP, Settings, paths_argument
     "--store",
     metavar="URI",
     envvar=["AUDITC_ATTEST_STORE", "AUDITC_STORE"],
+    callback=check_store,
     help="Store whose nodes to sign: a directory or s3://… URI [default: <project>/.auditc].",
 )
 @click.option(

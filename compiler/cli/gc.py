@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import EXIT_CODES_HELP, Settings, text_json_format_option
+from ._common import EXIT_CODES_HELP, Settings, check_store, text_json_format_option
 
 if TYPE_CHECKING:
     from compiler import Graph
@@ -20,7 +20,12 @@ if TYPE_CHECKING:
 @click.command(
     "gc", epilog=EXIT_CODES_HELP, short_help="Remove store nodes that no spec references."
 )
-@click.option("--store", metavar="URI", help="Store to clean [default: <project>/.auditc].")
+@click.option(
+    "--store",
+    metavar="URI",
+    callback=check_store,
+    help="Store to clean [default: <project>/.auditc].",
+)
 @click.option(
     "--dry-run", is_flag=True, help="List what would be removed, and how much; remove nothing."
 )

@@ -12,7 +12,7 @@ import click
 if TYPE_CHECKING:
     from compiler import SigstoreIdentity
 
-from ._common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, Settings, paths_argument
+from ._common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, Settings, check_store, paths_argument
 
 
 @click.command(
@@ -33,6 +33,7 @@ from ._common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, Settings, paths_argu
     "--store",
     metavar="URI",
     envvar=["AUDITC_VERIFY_STORE", "AUDITC_STORE"],
+    callback=check_store,
     help="Store to check: a directory or s3://… URI [default: <project>/.auditc].",
 )
 @click.option(
