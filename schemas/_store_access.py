@@ -22,7 +22,7 @@ import posixpath
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,7 @@ __all__ = [
     "StoredNode",
     "is_node_metadata",
     "local_manifests",
+    "on_remote_store",
     "remote_stores_opened",
     "store_timeout",
 ]
@@ -612,6 +613,21 @@ _RETRY_ATTEMPTS = 3
 _REMOTE_OPENED: list[str] = []
 
 
+_REMOTE_HOOKS: list[Callable[[], None]] = []
+
+
+def on_remote_store(hook: Callable[[], None]) -> None:
+    """Call `hook` when an object store is opened, before its first request.
+
+    The CLI starts its signal watchdog there: an object store's client is what can block
+    inside C code without end, and a process without the watchdog's thread may still
+    fork (the local backend forks its launcher only from a single-threaded process).
+    Registering the same hook again does nothing.
+    """
+    if hook not in _REMOTE_HOOKS:
+        _REMOTE_HOOKS.append(hook)
+
+
 def remote_stores_opened() -> tuple[str, ...]:
     """The object-store URIs this process opened (their clients may hold requests in flight)."""
     return tuple(_REMOTE_OPENED)
@@ -647,6 +663,8 @@ def _connect(uri: str) -> tuple[pafs.FileSystem, str]:
 
     fs, base = pafs.FileSystem.from_uri(uri)
     _REMOTE_OPENED.append(uri)
+    for hook in _REMOTE_HOOKS:
+        hook()
     fs = _bounded(fs, store_timeout())
     _probe(fs, base.rstrip("/") or base, uri)
     return fs, base

@@ -14,7 +14,13 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from schemas import AuditcError, UsageError, extra_for_module, missing_extra_error
+from schemas import (
+    AuditcError,
+    UsageError,
+    extra_for_module,
+    missing_extra_error,
+    on_remote_store,
+)
 
 from ._interrupts import end_within, install_watchdog
 
@@ -163,10 +169,16 @@ def writing_to(path: Path, option: str) -> Iterator[None]:
         raise UsageError(f"{option} {path}: cannot write {name}: {exc.strerror or exc}") from None
 
 
-def run_cli(group: click.Group, argv: list[str]) -> Any:
-    """The single error boundary: user errors print without a traceback, bugs with one."""
+def run_cli(group: click.Group, argv: list[str], *, watchdog: bool = False) -> Any:
+    """The single error boundary: user errors print without a traceback, bugs with one.
+
+    With `watchdog` (the `auditc` process itself, not a test calling `main`), opening an
+    object store starts the watchdog that makes Ctrl-C end auditc even while it waits
+    inside C code; commands that open none keep a single thread.
+    """
     debug = "--debug" in argv
-    install_watchdog()  # Ctrl-C ends auditc even while it waits inside C code
+    if watchdog:
+        on_remote_store(install_watchdog)
     try:
         return group.main(args=argv, prog_name="auditc", standalone_mode=False)
     except click.exceptions.Exit as exc:

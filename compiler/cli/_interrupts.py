@@ -2,7 +2,8 @@
 
 Python runs signal handlers in the main thread between bytecodes, so a main thread
 blocked inside C code (a store connection that never answers, a library call without
-a timeout) cannot take a signal until that call returns. A watchdog thread sees each
+a timeout) cannot take a signal until that call returns. A watchdog thread, started
+when `auditc` opens an object store (whose client is what blocks there), sees each
 signal Python handles (through `signal.set_wakeup_fd`); when the main thread has not
 taken it within `GRACE_S` seconds, the watchdog ends the process with the usual code
 (128 + the signal: 130 for SIGINT, 143 for SIGTERM) and says why. Commands that stop

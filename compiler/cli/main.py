@@ -171,7 +171,9 @@ def cli(ctx: click.Context, project_dir: str, log_level: str, debug: bool) -> No
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the `auditc` console script; returns only in tests (standalone_mode)."""
-    return run_cli(cli, sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        return run_cli(cli, sys.argv[1:], watchdog=True)
+    return run_cli(cli, argv)
 
 
 if __name__ == "__main__":

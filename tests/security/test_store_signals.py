@@ -170,3 +170,35 @@ def test_the_watchdog_ends_a_main_thread_blocked_in_c_code(
         process.kill()
     assert process.returncode == 130
     assert "SIGINT: auditc is blocked in a call that cannot be interrupted" in stderr
+
+
+WATCHDOG_PROBE = """
+import sys, threading
+from compiler.cli.main import main
+
+sys.argv = ["probe", *sys.argv[1:]]  # not "auditc": the exit must not skip this script's end
+try:
+    main()
+except SystemExit:
+    pass
+print(sorted(t.name for t in threading.enumerate()))
+"""
+
+
+def test_only_an_object_store_starts_the_watchdog(project: Path, silent: SilentServer) -> None:
+    # The local backend forks its launcher only from a single-threaded process: a
+    # watchdog started by every command made every local run execute a new interpreter.
+    def threads(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", WATCHDOG_PROBE, "-C", str(project), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "AUDITC_STORE_TIMEOUT": "1"},
+            check=False,
+        )
+        return result.stdout.splitlines()[-1]
+
+    assert threads("plan") == "['MainThread']"
+    uri = f"s3://audits/main?endpoint_override=127.0.0.1:{silent.port}&scheme=http"
+    assert "auditc-signal-watchdog" in threads("plan", "--store", uri)
