@@ -23,6 +23,22 @@ spec:
   file: {path: data/rows.jsonl}
   columns: {text: string, label: int8}
 """
+METHOD = """\
+---
+kind: Module
+name: metrics
+spec: {path: metrics}
+---
+kind: Method
+name: mean
+spec:
+  implementation: {python: "metrics:mean"}
+  modules: [metrics]
+  inputs: {rows: rows}
+  output: {kind: Measurement}
+"""
+"""A Method `mean` over `rows`, from the Module `metrics` (files: `MODULE`)."""
+MODULE = {"metrics/metrics.py": "def mean(rows):\n    return rows\n"}
 
 
 def auditc(

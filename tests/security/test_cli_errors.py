@@ -7,22 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from security_helpers import DATASET, assert_usage_error, auditc, write_project
-
-METHOD = """\
----
-kind: Module
-name: metrics
-spec: {path: metrics}
----
-kind: Method
-name: mean
-spec:
-  implementation: {python: "metrics:mean"}
-  modules: [metrics]
-  inputs: {rows: rows}
-  output: {kind: Measurement}
-"""
+from security_helpers import DATASET, METHOD, MODULE, assert_usage_error, auditc, write_project
 
 
 @pytest.fixture
@@ -30,7 +15,7 @@ def project(tmp_path: Path) -> Path:
     return write_project(
         tmp_path / "p",
         DATASET + METHOD,
-        {"metrics/metrics.py": "def mean(rows):\n    return rows\n"},
+        MODULE,
     )
 
 
@@ -97,14 +82,23 @@ def test_diff_options_are_bounded(project: Path, option: str, value: str, messag
     assert_usage_error(result, message)
 
 
-@pytest.mark.parametrize("command", ["plan", "run", "check", "report", "diff", "push", "export"])
+@pytest.mark.parametrize(
+    "command",
+    ["plan", "run", "check", "report", "diff", "push", "export", "verify", "gc", "attest"],
+)
 def test_an_empty_store_option_is_an_error(project: Path, command: str) -> None:
-    args = {"report": ["--out", "site"], "diff": ["a", "b"], "export": ["mean"]}.get(command, [])
+    key = str(project / "audits" / "a.yaml")  # attest checks --store before reading its key
+    args = {
+        "report": ["--out", "site"],
+        "diff": ["a", "b"],
+        "export": ["mean"],
+        "attest": ["--key", key],
+    }.get(command, [])
     result = auditc("-C", str(project), command, *args, "--store", "")
     assert_usage_error(result, "Invalid value for '--store': is empty")
 
 
-@pytest.mark.parametrize("command", ["plan", "run", "check", "report"])
+@pytest.mark.parametrize("command", ["plan", "run", "check", "report", "verify", "gc"])
 def test_a_file_as_store_is_an_error(project: Path, command: str) -> None:
     args = ["--out", "site"] if command == "report" else []
     result = auditc(command, *args, "--store", "audits/a.yaml", cwd=project)

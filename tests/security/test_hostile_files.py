@@ -13,25 +13,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from security_helpers import AUDITC, DATASET, assert_usage_error, auditc, write_project
+from security_helpers import (
+    AUDITC,
+    DATASET,
+    METHOD,
+    MODULE,
+    assert_usage_error,
+    auditc,
+    write_project,
+)
 
 MEMORY_LIMIT = 2 * 1024**3
 """Address space the attacked commands get: far more than they need, far less than the bomb."""
-METHOD = """\
----
-kind: Module
-name: metrics
-spec: {path: metrics}
----
-kind: Method
-name: mean
-spec:
-  implementation: {python: "metrics:mean"}
-  modules: [metrics]
-  inputs: {rows: rows}
-  output: {kind: Measurement}
-"""
-MODULE = {"metrics/metrics.py": "def mean(rows):\n    return rows\n"}
 
 
 def _limited(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
