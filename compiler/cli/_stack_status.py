@@ -9,7 +9,7 @@ import click
 
 from schemas import UsageError
 
-from ._common import Settings
+from ._common import Settings, check_store
 
 if TYPE_CHECKING:
     from compiler import Graph
@@ -33,6 +33,7 @@ def stack_options(command: _Command) -> _Command:
                 "--store",
                 metavar="URI",
                 default=None,
+                callback=check_store,
                 help="Read outputs here instead of the stack's store (needed when the stack "
                 "keeps its store on a volume: a path where it is mounted).",
             ),

@@ -84,7 +84,10 @@ def test_diff_options_are_bounded(project: Path, option: str, value: str, messag
 
 @pytest.mark.parametrize(
     "command",
-    ["plan", "run", "check", "report", "diff", "push", "export", "verify", "gc", "attest"],
+    [
+        *("plan", "run", "check", "report", "diff", "push", "export"),
+        *("verify", "gc", "attest", "status", "wait"),
+    ],
 )
 def test_an_empty_store_option_is_an_error(project: Path, command: str) -> None:
     key = str(project / "audits" / "a.yaml")  # attest checks --store before reading its key
@@ -93,6 +96,8 @@ def test_an_empty_store_option_is_an_error(project: Path, command: str) -> None:
         "diff": ["a", "b"],
         "export": ["mean"],
         "attest": ["--key", key],
+        "status": ["--stack", "dev"],
+        "wait": ["--stack", "dev"],
     }.get(command, [])
     result = auditc("-C", str(project), command, *args, "--store", "")
     assert_usage_error(result, "Invalid value for '--store': is empty")
