@@ -7,6 +7,7 @@ code, where Python cannot run a signal handler).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -32,7 +33,8 @@ class SilentServer:
         self.port = int(self.socket.getsockname()[1])
         self.connected = threading.Event()
         self._held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -46,7 +48,12 @@ class SilentServer:
     def close(self) -> None:
         for connection in self._held:
             connection.close()
+        # shutdown wakes the blocked accept (close alone does not): a thread left behind
+        # would keep later tests' local runs from forking their launcher.
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
         self.socket.close()
+        self._acceptor.join(10)
 
 
 @pytest.fixture
