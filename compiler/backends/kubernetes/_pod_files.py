@@ -6,7 +6,7 @@ The ConfigMap of a node carries JSON files mounted at `/etc/auditc/`:
 | --- | --- | --- |
 | `inputs.json` | `python -m runners.fetch inputs` | `runners.fetch.FetchConfig` |
 | `server.json` | `python -m runners.inference` (sidecar / session) | `runners.inference.ServerConfig` |
-| `step.json` | `runners.datasets` / `runners.evaluation` / `runners.methods` | the step's config |
+| `step.json` | `runners.datasets` / `runners.imports` / `runners.evaluation` / `runners.methods` | the step's config (`compiler/backends/_runner_configs.py`, as the local backend builds it) |
 | `commit.json` | `python -m runners.fetch commit` | `runners.fetch.CommitConfig` |
 
 Inputs (data files, Module and model directories, notebooks) are fetched into
@@ -24,15 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from schemas import (
     BackendError,
-    Dataset,
     Evaluation,
     InferenceService,
     Method,
     Model,
-    Module,
 )
 
 from ..._project import path_refs
+from .. import _runner_configs as runner_configs
 from ._stack_config import KubernetesConfig
 
 if TYPE_CHECKING:
@@ -70,8 +69,6 @@ SERVER_PORT = 8000
 SERVER_HOST = "0.0.0.0"
 """Servers in pods listen on the pod network: the kubelet's probes come to the pod IP."""
 
-_INPUT_KINDS = {"Dataset": "Dataset", "Evaluation": "Evaluation", "Method": "Measurement"}
-
 
 def node_uri(store_root: str, node: Node) -> str:
     """The node's URI as pods see it (what `Store.uri_of(node.store_path)` gives there)."""
@@ -90,6 +87,13 @@ def _project_path(node: Node, value: str) -> str:
 
 def _pod_path(node: Node, value: str) -> str:
     return f"{INPUTS_DIR}/{_project_path(node, value)}"
+
+
+def _places(config: KubernetesConfig) -> runner_configs.RunnerPlaces:
+    """Spec paths as fetched into a pod, node directories as pods see the stack's store."""
+    return runner_configs.RunnerPlaces(
+        locate=_pod_path, node_uri=lambda node: node_uri(config.store.root, node)
+    )
 
 
 @dataclass(frozen=True)
@@ -228,9 +232,9 @@ def server_plan(
 
 
 def _server_json(graph: Graph, node: Node, host: str) -> str:
-    from .._servers import server_config
-
-    config = server_config(graph, node.name, locate=_pod_path, host=host, port=SERVER_PORT)
+    config = runner_configs.server_config(
+        graph, node.name, locate=_pod_path, host=host, port=SERVER_PORT
+    )
     return config.model_dump_json(indent=2)
 
 
@@ -337,15 +341,6 @@ def _parallel_args(node: Node, service: InferenceService) -> list[str]:
     return []
 
 
-def _module_dirs(graph: Graph, names: Iterable[str]) -> list[str]:
-    dirs: list[str] = []
-    for name in names:
-        node = graph[name]
-        assert isinstance(node.resource, Module)
-        dirs.append(_pod_path(node, node.resource.spec.path))
-    return dirs
-
-
 # ----------------------------------------------------------------------- nodes
 
 
@@ -394,17 +389,8 @@ def _commit_json(
 
 def dataset_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
     """ConfigMap files of a Dataset's ingestion Job."""
-    from runners.datasets import IngestConfig
-
-    dataset = node.resource
-    assert isinstance(dataset, Dataset)
     uri = node_uri(config.store.root, node)
-    source = dataset.spec.file
-    step = IngestConfig(
-        dataset=dataset,
-        source_path=_pod_path(node, source.path) if source is not None else None,
-        output_uri=uri,
-    )
+    step = runner_configs.ingest_config(graph, node, _places(config))
     image = config.images.runner
     data = {
         "inputs.json": _inputs_json(graph, [node.name], config, started=True),
@@ -416,18 +402,8 @@ def dataset_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFil
 
 def import_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
     """ConfigMap files of the Job of an Evaluation whose spec says `imported`."""
-    from runners.imports import ImportConfig
-
-    evaluation = node.resource
-    assert isinstance(evaluation, Evaluation) and evaluation.spec.imported is not None
     uri = node_uri(config.store.root, node)
-    dataset = evaluation.spec.dataset
-    step = ImportConfig(
-        evaluation=evaluation,
-        source_path=_pod_path(node, evaluation.spec.imported.path),
-        dataset_uri=node_uri(config.store.root, graph[dataset]) if dataset is not None else None,
-        output_uri=uri,
-    )
+    step = runner_configs.import_config(graph, node, _places(config))
     image = config.images.runner
     data = {
         "inputs.json": _inputs_json(graph, [node.name], config, started=True),
@@ -439,8 +415,6 @@ def import_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFile
 
 def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
     """ConfigMap files of an Evaluation's Indexed Job (and of its commit Job)."""
-    from runners.evaluation import EvaluationConfig
-
     evaluation = node.resource
     assert isinstance(evaluation, Evaluation)
     assert evaluation.spec.service is not None and evaluation.spec.dataset is not None
@@ -453,20 +427,17 @@ def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> Node
     server = server_plan(graph, service.name, config, SERVER_HOST)
     uri = node_uri(config.store.root, node)
     dataset_uri = node_uri(config.store.root, graph[evaluation.spec.dataset])
-    step = EvaluationConfig(
-        evaluation=evaluation,
-        service=service,
+    step = runner_configs.evaluation_config(
+        graph,
+        node,
+        _places(config),
         base_url=runner.url if runner.kind == "external" else f"http://127.0.0.1:{server.port}",  # type: ignore[union-attr]
-        api_key_env=runner.api_key_env if runner.kind == "external" else None,
+        shard=(0, evaluation.spec.shards),
         # The client waits for its sidecar itself (exit 4 after timeouts.ready): a sidecar
         # is restarted whatever the pod's restartPolicy, so only the client can fail the shard.
         ready_url=(
             f"http://127.0.0.1:{server.port}{server.health_path}" if server is not None else None
         ),
-        dataset_uri=dataset_uri,
-        output_uri=uri,
-        shard_index=0,
-        shard_count=evaluation.spec.shards,
         progress=False,
         concurrency_cap=_shard_share(config.external_concurrency, evaluation.spec.shards)
         if runner.kind == "external"
@@ -500,26 +471,10 @@ def _shard_share(total: int | None, shards: int) -> int | None:
 
 def method_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
     """ConfigMap files of a Method's Job."""
-    from runners.methods import MethodConfig, MethodInputRef
-
     method = node.resource
     assert isinstance(method, Method)
     uri = node_uri(config.store.root, node)
-    inputs = {
-        keyword: MethodInputRef(
-            kind=_INPUT_KINDS[graph[item.resource].kind],
-            uri=node_uri(config.store.root, graph[item.resource]),
-        )
-        for keyword, item in method.spec.inputs.items()
-    }
-    notebook = method.spec.implementation.notebook
-    step = MethodConfig(
-        method=method,
-        inputs=inputs,
-        notebook_path=_pod_path(node, notebook) if notebook else None,
-        python_paths=_module_dirs(graph, method.spec.modules),
-        output_uri=uri,
-    )
+    step = runner_configs.method_config(graph, node, _places(config))
     image = config.images.runner
     measurement = method.spec.output.kind == "Measurement"
     data = {
