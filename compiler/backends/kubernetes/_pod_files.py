@@ -35,6 +35,8 @@ from .. import _runner_configs as runner_configs
 from ._stack_config import KubernetesConfig
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from runners.fetch import FetchItem
 
     from ..._resolve import Graph, Node
@@ -387,30 +389,30 @@ def _commit_json(
     ).model_dump_json(indent=2)
 
 
-def dataset_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
-    """ConfigMap files of a Dataset's ingestion Job."""
+def _step_files(
+    graph: Graph, node: Node, config: KubernetesConfig, step: BaseModel, *, count_rows: bool
+) -> NodeFiles:
+    """ConfigMap files of a Job that fetches the node's inputs, runs one step, and commits."""
     uri = node_uri(config.store.root, node)
-    step = runner_configs.ingest_config(graph, node, _places(config))
     image = config.images.runner
     data = {
         "inputs.json": _inputs_json(graph, [node.name], config, started=True),
         "step.json": step.model_dump_json(indent=2),
-        "commit.json": _commit_json(graph, node, uri, image, started=True, count_rows=True),
+        "commit.json": _commit_json(graph, node, uri, image, started=True, count_rows=count_rows),
     }
     return NodeFiles(data, uri, image=image)
+
+
+def dataset_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
+    """ConfigMap files of a Dataset's ingestion Job."""
+    step = runner_configs.ingest_config(graph, node, _places(config))
+    return _step_files(graph, node, config, step, count_rows=True)
 
 
 def import_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
     """ConfigMap files of the Job of an Evaluation whose spec says `imported`."""
-    uri = node_uri(config.store.root, node)
     step = runner_configs.import_config(graph, node, _places(config))
-    image = config.images.runner
-    data = {
-        "inputs.json": _inputs_json(graph, [node.name], config, started=True),
-        "step.json": step.model_dump_json(indent=2),
-        "commit.json": _commit_json(graph, node, uri, image, started=True, count_rows=True),
-    }
-    return NodeFiles(data, uri, image=image)
+    return _step_files(graph, node, config, step, count_rows=True)
 
 
 def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFiles:
@@ -473,16 +475,9 @@ def method_files(graph: Graph, node: Node, config: KubernetesConfig) -> NodeFile
     """ConfigMap files of a Method's Job."""
     method = node.resource
     assert isinstance(method, Method)
-    uri = node_uri(config.store.root, node)
     step = runner_configs.method_config(graph, node, _places(config))
-    image = config.images.runner
     measurement = method.spec.output.kind == "Measurement"
-    data = {
-        "inputs.json": _inputs_json(graph, [node.name], config, started=True),
-        "step.json": step.model_dump_json(indent=2),
-        "commit.json": _commit_json(graph, node, uri, image, started=True, count_rows=measurement),
-    }
-    return NodeFiles(data, uri, image=image)
+    return _step_files(graph, node, config, step, count_rows=measurement)
 
 
 def session_files(graph: Graph, service_name: str, config: KubernetesConfig) -> NodeFiles:
