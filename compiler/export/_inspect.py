@@ -59,6 +59,19 @@ def _upstream_name(manifest: Manifest, kind: str) -> str | None:
     return next((k.split("/", 1)[1] for k in manifest.upstream if k.startswith(f"{kind}/")), None)
 
 
+def _model_name(root: Manifest, outputs: pa.Table) -> str:
+    """Who answered: `auditc/<service>`; for an Evaluation imported from a log, the one
+    model its `model` column names (the model Inspect ran), else `imported/<name>`."""
+    service = _upstream_name(root, "InferenceService")
+    if service is not None:
+        return f"auditc/{service}"
+    if "model" in outputs.column_names:
+        models = {m for m in outputs["model"].to_pylist() if isinstance(m, str) and m}
+        if len(models) == 1:
+            return models.pop()
+    return f"imported/{root.name}"
+
+
 def evaluation_tables(target: ExportTarget) -> tuple[pa.Table, pa.Table | None]:
     """The Evaluation's output rows and its Dataset's rows (None if the store lacks them).
 
@@ -258,9 +271,8 @@ def inspect_log(target: ExportTarget) -> dict[str, Any]:
     """
     outputs, dataset = evaluation_tables(target)
     root = target.root
-    service = _upstream_name(root, "InferenceService") or "unknown"
     dataset_name = _upstream_name(root, "Dataset")
-    model = f"auditc/{service}"
+    model = _model_name(root, outputs)
     rows_by_index = (
         {r.pop(INDEX_COLUMN): r for r in dataset.to_pylist()} if dataset is not None else {}
     )

@@ -224,6 +224,8 @@ def test_an_imported_evaluation_exports_back_to_inspect(
     assert done.returncode == 0, done.stderr
     original = read_eval_log(str(log_path))
     back = read_eval_log(list_eval_logs(str(tmp_path))[0])
+    # The `model` column: each sample's output.model, the model that answered.
+    assert {back.eval.model} == {s.output.model for s in original.samples}
     assert back.samples is not None and original.samples is not None
     pairs = {(s.id, s.epoch): s.output.completion for s in original.samples}
     order = ["greet", "refuse", "mock"]
