@@ -196,7 +196,7 @@ def evaluation_cost(
     accelerator = service.spec.resources.accelerator
     per_pod_gpus = 0 if external or accelerator is None else accelerator.count
     cpus = 0.0 if external else _cores(service.spec.resources.cpu) * spec.shards
-    max_hours = (spec.timeouts.total + spec.timeouts.ready) / 3600
+    max_hours = (spec.timeouts.total + spec.timeouts.ready_s(service.spec.runner.kind)) / 3600
     rows = _dataset_rows(graph, graph[spec.dataset], dataset_rows)
     declared = service.spec.resources.throughput
     basis: CostBasis | None = None

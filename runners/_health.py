@@ -13,14 +13,18 @@ import urllib.request
 __all__ = ["probe_health"]
 
 
-def probe_health(url: str, timeout_s: float) -> str | None:
-    """None when `url` answers HTTP 200, else what went wrong (for logs and errors)."""
+def probe_health(url: str, timeout_s: float, any_status: bool = False) -> str | None:
+    """None when `url` answers HTTP 200, else what went wrong (for logs and errors).
+
+    With `any_status`, any HTTP answer counts (an external service without a health path:
+    something serving at its URL is all that can be checked).
+    """
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - http(s) from our configs
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         exc.close()
-        return f"HTTP {exc.code}"
+        return None if any_status else f"HTTP {exc.code}"
     except urllib.error.URLError as exc:
         reason = exc.reason
         return f"{type(reason).__name__}: {reason}" if isinstance(reason, OSError) else str(reason)

@@ -42,7 +42,10 @@ __all__ = [
     "WORKFLOW_KINDS",
     "DEFAULT_AUTO_CONCURRENCY_MAX",
     "DEFAULT_AUTO_CONCURRENCY_START",
+    "DEFAULT_EXTERNAL_READY_TIMEOUT",
+    "DEFAULT_MAX_ERROR_FRACTION",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_READY_TIMEOUT",
     "Accelerator",
     "AdaptiveConcurrency",
     "AnyResource",
@@ -79,6 +82,7 @@ __all__ = [
     "RetryPolicy",
     "Runner",
     "ScoreSpec",
+    "ServiceFingerprint",
     "Timeouts",
     "VLLMRunner",
 ]
@@ -89,6 +93,12 @@ DEFAULT_AUTO_CONCURRENCY_MAX = 512
 """The most requests in flight `concurrency: auto` tries (per shard)."""
 DEFAULT_AUTO_CONCURRENCY_START = 4
 """Where `concurrency: auto` starts: low, so a slow server is never flooded at first."""
+DEFAULT_READY_TIMEOUT = 600.0
+"""Seconds a server auditc starts has to become ready (a model may take that long to load)."""
+DEFAULT_EXTERNAL_READY_TIMEOUT = 20.0
+"""Seconds an `external` service has to answer before its evaluation fails."""
+DEFAULT_MAX_ERROR_FRACTION = 0.0
+"""Any row error fails an evaluation unless `errors.max_error_fraction` allows it."""
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 2**20
 """Largest response body accepted per row of a request (16 MiB)."""
 DEFAULT_BATCH_SIZE = 1
@@ -375,6 +385,32 @@ class ContainerRunner(SpecModel):
     health_path: str = "/health"
 
 
+class ServiceFingerprint(SpecModel):
+    """What identifies an external service at run time (recorded in the Evaluation's manifest).
+
+    Ask it with `get` (a path to GET) or `probe` (a request body POSTed to
+    `interface.endpoint`); keep the answer's `header`, the value at `select`, or by default
+    a hash of the whole answer.
+    """
+
+    get: str | None = Field(default=None, pattern=r"^/[^\s]*$")
+    """A path to GET, e.g. `/v1/models` (an OpenAI-compatible server lists what it serves)."""
+    probe: dict[str, Any] | None = None
+    """A request body to POST to `interface.endpoint` instead (e.g. a fixed prompt at temperature 0)."""
+    header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,100}$")
+    """Keep this response header's value (e.g. `openai-version`, `x-model-version`)."""
+    select: str | None = Field(default=None, pattern=r"^\$", max_length=200)
+    """Keep the value at this JSON path of the answer (e.g. `$.system_fingerprint`, `$.data[0].root`)."""
+
+    @model_validator(mode="after")
+    def _one_question_one_answer(self) -> ServiceFingerprint:
+        if (self.get is None) == (self.probe is None):
+            raise ValueError("give exactly one of 'get' (a path) and 'probe' (a request body)")
+        if self.header is not None and self.select is not None:
+            raise ValueError("give at most one of 'header' and 'select'")
+        return self
+
+
 class ExternalRunner(SpecModel):
     """An existing HTTP endpoint (OpenAI-compatible or plain JSON)."""
 
@@ -385,6 +421,13 @@ class ExternalRunner(SpecModel):
     """Name of the environment variable (or Kubernetes Secret key) holding the API key."""
     health_path: str | None = None
     """A readiness path to poll before sending, if the service has one."""
+    version: str | None = Field(default=None, min_length=1, max_length=200)
+    """The service's version as you know it (a model snapshot, a release). Part of the node id:
+    a new version re-runs the evaluations that use the service."""
+    fingerprint: ServiceFingerprint | Literal[False] | None = None
+    """How to fingerprint the service when an evaluation runs; `plan` and `run` warn when it
+    no longer matches. Default: `GET /v1/models` when `interface.endpoint` starts with `/v1/`;
+    `false`: none."""
 
 
 Runner = Annotated[
@@ -464,8 +507,19 @@ class Timeouts(SpecModel):
     """For one request, connect to last byte."""
     total: Duration = DEFAULT_TOTAL_TIMEOUT
     """For the whole evaluation."""
-    ready: Duration = 600.0
-    """For the service to answer `/health` after it starts."""
+    ready: Duration | None = None
+    """For the service to answer its health check before anything is sent (an `external`
+    service without `health_path`: to answer at all). Default: 600 s for a server auditc
+    starts (a model may take that long to load), 20 s for an `external` service (it is
+    up or it is not)."""
+
+    def ready_s(self, runner_kind: str) -> float:
+        """`ready`, or its default for a service of `runner_kind`."""
+        if self.ready is not None:
+            return self.ready
+        return (
+            DEFAULT_EXTERNAL_READY_TIMEOUT if runner_kind == "external" else DEFAULT_READY_TIMEOUT
+        )
 
 
 class RetryPolicy(SpecModel):
@@ -482,8 +536,10 @@ class ErrorPolicy(SpecModel):
 
     on_error: Literal["record", "abort"] = "record"
     """`record`: write the row with its error and go on; `abort`: stop the evaluation."""
-    max_error_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
-    """The evaluation fails (after writing every row) if more rows than this fraction errored."""
+    max_error_fraction: float = Field(default=DEFAULT_MAX_ERROR_FRACTION, ge=0.0, le=1.0)
+    """The evaluation fails (after writing every row) if more rows than this fraction errored.
+    Default 0: any row error fails it, since a score over the rows that happened to succeed
+    is not the score of the dataset; allow a fraction on purpose (e.g. 0.01)."""
 
 
 class AdaptiveConcurrency(SpecModel):

@@ -177,6 +177,10 @@ class Manifest(_StoreModel):
     image_digests: dict[str, str | None] = Field(default_factory=dict)
     """Every container image the node's pods ran on Kubernetes, reference → its `sha256:…`
     digest (None where the stack named a tag, whose digest is unknown before the run)."""
+    service_version: str | None = None
+    """An Evaluation's external service: its declared `runner.version`."""
+    service_fingerprint: str | None = None
+    """An Evaluation's external service: the fingerprint it answered with when it ran."""
     auditc_version: str
     git_commit: str | None = None
     """`git rev-parse HEAD` of the project (None outside git)."""

@@ -132,13 +132,15 @@ def evaluation_config(
     base_url: str,
     shard: tuple[int, int],
     ready_url: str | None = None,
+    ready_any_status: bool = False,
     progress: bool | None = None,
     concurrency_cap: int | None = None,
 ) -> EvaluationConfig:
     """The config of `python -m runners.evaluation` for one shard of an Evaluation node.
 
     The keyword arguments are the `EvaluationConfig` fields that depend on where the
-    client runs (a pod sets `ready_url`, `progress` and a shared service's cap).
+    client runs (a pod sets `ready_url` and `ready_any_status`, `progress` and a shared
+    service's cap).
     """
     from runners.evaluation import EvaluationConfig
 
@@ -158,6 +160,7 @@ def evaluation_config(
         shard_index=shard[0],
         shard_count=shard[1],
         ready_url=ready_url,
+        ready_any_status=ready_any_status,
         progress=progress,
         concurrency_cap=concurrency_cap,
     )

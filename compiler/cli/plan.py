@@ -54,7 +54,9 @@ def command(
     With --against GIT_REF, the baseline is the graph of the same PATHS at that ref.
     Each re-run says why: a changed field, file or upstream node. Only workflows
     (Dataset, Evaluation, Method) are planned; changes to Models, Modules and
-    InferenceServices show up as reasons.
+    InferenceServices show up as reasons. An external service whose stored
+    Evaluations recorded a fingerprint is asked for it again (a few seconds at most);
+    a changed answer is a warning on stderr.
 
     Each Evaluation that would run gets its GPUs × estimated hours (GPU-hours; CPU-hours
     for servers without GPUs), and the plan their total: rows ÷ a throughput that the
@@ -94,3 +96,8 @@ def command(
 
     result = with_costs(result, scoped.graph, store_manifests(store or settings.default_store))
     click.echo(render_plan(result, format_), nl=False)  # type: ignore[arg-type]
+    if against is None:
+        from compiler.backends._fingerprints import check_fingerprints
+
+        for warning in check_fingerprints(scoped.graph, store or settings.default_store):
+            click.echo(f"warning: {warning}", err=True)

@@ -25,6 +25,7 @@ from ._common import (
 from ._signals import stop_on_termination
 
 if TYPE_CHECKING:
+    from compiler import Graph
     from compiler.backends.local import NodeResult, RunEvent, RunResult
 
 
@@ -95,6 +96,7 @@ def command(
     graph = load_scoped_graph(settings.project_dir, spec_paths, given=bool(paths)).graph
     require_graph_extras(graph.select(selected) if selected else graph)
     opened = Store.open(store or settings.default_store)
+    _warn_changed_services(graph, store or settings.default_store)
     reporter = _Reporter.create()
     stop_on_termination()
     with reporter:
@@ -114,6 +116,14 @@ def command(
             err=True,
         )
         ctx.exit(EXIT_FAILED)
+
+
+def _warn_changed_services(graph: Graph, store: str) -> None:
+    """Warn when an external service no longer answers with its stored fingerprint."""
+    from compiler.backends._fingerprints import check_fingerprints
+
+    for warning in check_fingerprints(graph, store):
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _count(n: int, word: str) -> str:

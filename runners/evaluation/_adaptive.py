@@ -18,12 +18,13 @@ for users; in short:
    `HOLD_MAX` windows), so a settled level is left alone more and more.
 4. **Congestion** (HTTP 429 or 503, or a request timeout, of a request sent at the current
    level, once that level's first answer is back) cuts at once when it is more than a
-   stray (one plus `CONGESTION_TOLERANCE` of the window's answers): to the concurrency the
-   answers sustained (Little's law: throughput × latency), else to the last level that
-   saw none, by at least `CUT_MIN` and at most half. The level that met congestion
-   becomes a ceiling for `CEILING_TTL_S`: probes close in on it by halves instead of 25 %
-   steps. Signals of requests sent before a change are ignored, so one burst is one cut;
-   a probe up that meets congestion just goes back.
+   stray (`STRAY_SIGNALS` plus `CONGESTION_TOLERANCE` of the level's answers): to the
+   concurrency the answers sustained (Little's law: throughput × latency), else to the
+   last level that saw none, by at least `CUT_MIN` and at most half. The level that met
+   congestion becomes a ceiling for `CEILING_TTL_S`: below it probes only go up, halfway
+   to it, and are kept when they cost no throughput. Signals of requests sent before a
+   change are ignored, so one burst is one cut; a probe up that meets congestion just
+   goes back.
 
 A window measures one level: it starts when the first answer to a request sent at that
 level arrives (the pipeline has refilled by then) and ends once it holds `MIN_SAMPLES`
@@ -64,6 +65,7 @@ __all__ = [
     "PROBE_STEP",
     "RAMP_GAIN",
     "REFINE_RATIO",
+    "STRAY_SIGNALS",
     "TARGET_SE",
     "TARGET_SE_RAMP",
     "TOLERANCE",
@@ -79,7 +81,10 @@ logger = logging.getLogger("runners.evaluation")
 RAMP_GAIN = 1.25
 """A doubling must raise throughput by 25 % for the ramp to go on (free slots give 100 %)."""
 CONGESTION_TOLERANCE = 0.01
-"""At a held level, one congestion signal plus up to 1 % of the window's answers are tolerated."""
+"""Congestion signals up to 1 % of the level's answers (plus `STRAY_SIGNALS`) are tolerated."""
+STRAY_SIGNALS = 2
+"""A level tolerates this many congestion signals before any answer: a limit met exactly
+refuses a request now and then, and its row is simply sent again."""
 CUT_MIN = 0.1
 """A congestion cut takes away at least 10 % of the requests in flight (and at most half)."""
 TOLERANCE = 0.03
@@ -207,6 +212,9 @@ class AdaptiveController:
         self._last_clean: int | None = None
         self._latency = 0.0
         """Mean latency of the last window."""
+        self._answers = 0
+        self._signals = 0
+        """Answers and congestion signals of requests sent at the current level."""
 
     # ------------------------------------------------------------ observations
 
@@ -217,6 +225,8 @@ class AdaptiveController:
             True when it completed a window and the level changed.
         """
         window = self._window
+        if epoch == self.epoch:
+            self._answers += 1
         if window.measure_from is None:
             if epoch == self.epoch:
                 window.measure_from = now  # the pipeline holds this level's requests now
@@ -239,7 +249,8 @@ class AdaptiveController:
                     False  # the level's first answer is not back: what was sent before it did this
                 )
             window.signals += 1
-            if window.signals <= CONGESTION_TOLERANCE * window.answers + 1:
+            self._signals += 1
+            if self._signals <= CONGESTION_TOLERANCE * self._answers + STRAY_SIGNALS:
                 return False  # a stray one: its row waits and retries; the level stays
         level = self.level
         if self._ceiling is None or now >= self._ceiling_until or level < self._ceiling:
@@ -359,18 +370,18 @@ class AdaptiveController:
         self._set(probe, now, "probe " + ("up" if probe > self._base else "down"))
 
     def _probe_level(self, now: float) -> int | None:
-        """The next probe: up or down, alternating after probes that did not pay."""
+        """The next probe: up or down, alternating after probes that did not pay.
+
+        Below a level that met congestion (a rate limit's regime, where throughput follows
+        the level) probes only go up, halfway to that ceiling.
+        """
         base = self._base
-        if self._ceiling_active(now):
-            # Below a level that met congestion: close in on it by halves.
-            assert self._ceiling is not None
-            up = (base + self._ceiling) // 2
-        else:
-            up = max(base + 1, round(base * PROBE_STEP))
-        up = min(up, self._top(now))
+        if self._ceiling is not None and self._ceiling_active(now):
+            up = min((base + self._ceiling) // 2, self._top(now))
+            return up if up > base else None
+        up = min(max(base + 1, round(base * PROBE_STEP)), self._top(now))
         down = max(min(base - 1, round(base / PROBE_STEP)), self.settings.minimum)
         choices = [level for level in (up, down) if level != base]
-        choices = [level for level in choices if (level > base) == (level == up)]
         if not self._probe_up:
             choices.reverse()
         if not choices:
@@ -381,8 +392,14 @@ class AdaptiveController:
     def _after_probe_window(self, throughput: float, now: float) -> None:
         reference = statistics.median(self._held) if self._held else throughput
         level, base = self.level, self._base
+        if level > base and self._ceiling_active(now) and throughput >= reference * (1 - TOLERANCE):
+            # Below a level that met congestion more requests in flight are worth keeping as
+            # long as they cost no throughput and meet no congestion (a rate limit's regime).
+            self._settle(level, now, announce=True, keep_direction=True)
+            self._held = [throughput]
+            return
         if level > base and throughput > reference * (1 + TOLERANCE):
-            if self._ceiling_active(now) or level >= self._top(now):
+            if level >= self._top(now):
                 self._settle(level, now, announce=True, keep_direction=True)
                 self._held = [throughput]
                 return
@@ -457,6 +474,7 @@ class AdaptiveController:
         logger.debug("concurrency: %d -> %d (%s)", self.level, level, reason)
         self.level = level
         self.epoch += 1
+        self._answers = self._signals = 0
         self._window = _Window(opened=now)
         self.history.append(LevelChange(round(now - self._t0, 3), level, reason))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import os
 import random
@@ -37,6 +38,7 @@ from schemas import (
 )
 
 from ..adapters import AdapterError, compile_pipeline
+from ..fingerprint import FingerprintError, fingerprint_spec, take_fingerprint
 from ._adaptive import AdaptiveController, AdaptiveSettings, concurrency_plan
 from ._config import EvaluationConfig, EvaluationResult
 from ._gate import InFlightGate
@@ -192,6 +194,7 @@ class _Client:
         self.writes: set[asyncio.Task[None]] = set()
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None
+        self.fingerprint: str | None = None
 
     # ------------------------------------------------------------- set-up
 
@@ -524,6 +527,28 @@ class _Client:
         waiting = self.gate.waiting if self.gate is not None else 0
         return self.produced and queue.qsize() + waiting < controller.level
 
+    def _take_fingerprint(self) -> str | None:
+        """The service's fingerprint now, for the manifest; None if it has none or cannot say.
+
+        Never fails the run: a service that cannot be fingerprinted can still be evaluated.
+        """
+        service = self.config.service
+        declared = service.spec.runner.kind == "external" and bool(service.spec.runner.fingerprint)
+        if fingerprint_spec(service) is None:
+            return None
+        try:
+            value = take_fingerprint(service, self.config.base_url, self.secret)
+        except FingerprintError as exc:
+            # Only a declared fingerprint is worth a warning; the default one is a guess.
+            logger.log(
+                logging.WARNING if declared else logging.INFO,
+                "%s; the manifest records no fingerprint",
+                redact(str(exc), self.secret),
+            )
+            return None
+        logger.info("InferenceService/%s answers with fingerprint %s", service.name, value)
+        return value
+
     # ------------------------------------------------------------- run
 
     async def run(self) -> EvaluationResult:
@@ -535,9 +560,16 @@ class _Client:
         dataset, output, committed, shard_rows = await asyncio.to_thread(self._prepare_store)
         if self.config.ready_url is not None:
             # After the store checks, so a missing dataset fails before a long model load.
+            timeout = self.spec.timeouts.ready_s(self.config.service.spec.runner.kind)
             await asyncio.to_thread(
-                wait_for_service, self.config.ready_url, self.spec.timeouts.ready
+                functools.partial(
+                    wait_for_service,
+                    self.config.ready_url,
+                    timeout,
+                    any_status=self.config.ready_any_status,
+                )
             )
+        self.fingerprint = await asyncio.to_thread(self._take_fingerprint)
         self.writer = PartWriter(output, self.schema, self.config.shard_index, committed.next_seq)
         total = max(shard_rows * self.spec.replications - committed.rows, 0)
         if committed.rows:
@@ -650,6 +682,7 @@ class _Client:
         in_flight = self.last_answer - self.first_send if self.first_send else 0.0
         return EvaluationResult(
             concurrency=self._final_concurrency(),
+            service_fingerprint=self.fingerprint,
             rows=rows,
             errors=errors,
             requests=self.requests,

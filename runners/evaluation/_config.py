@@ -40,8 +40,11 @@ class EvaluationConfig(BaseModel):
     """Environment variable holding an API key, sent as `Authorization: Bearer`."""
     ready_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     """If set, poll this health URL until HTTP 200 before sending, for at most
-    `evaluation.spec.timeouts.ready` seconds, and fail with exit code 4 after that
-    (`runners.evaluation._ready`). None: the caller made sure the service is up."""
+    `evaluation.spec.timeouts.ready` seconds (its default depends on the runner), and fail
+    with exit code 4 after that (`runners.evaluation._ready`). None: the caller made sure
+    the service is up."""
+    ready_any_status: bool = False
+    """Any HTTP answer at `ready_url` means ready (an external service without a health route)."""
     dataset_uri: str
     """Node URI of the stored Dataset (its `part-*.parquet` hold `_index_`)."""
     output_uri: str
@@ -86,6 +89,8 @@ class EvaluationResult(BaseModel):
     duration_s: float
     in_flight_s: float
     """From the first request sent to the last response received."""
+    service_fingerprint: str | None = None
+    """What the (external) service answered its fingerprint request with, if it has one."""
     status: Literal["complete", "failed"]
     message: str | None = None
     """Why the run failed, or a summary."""

@@ -11,6 +11,11 @@ The wait is a plain poll of one health URL (stdlib only, nothing to import on th
 client's start-up path): any HTTP 200 means ready; anything else (a refused
 connection, a timeout, HTTP 503 while the model loads) is retried until the deadline.
 
+An `external` service is waited for the same way, with a short default
+(`Timeouts.ready_s`: seconds, not the 600 s a model may need to load): by the local
+backend before its evaluations start (progress on the terminal), by the client on
+Kubernetes. Without a `health_path`, any HTTP answer at its URL means it is up.
+
 Example:
     >>> wait_for_service("http://127.0.0.1:8000/health", timeout_s=600)  # doctest: +SKIP
 """
@@ -42,6 +47,8 @@ PROBE_TIMEOUT_S = 5.0
 """Longest one poll may take; a server that answers slower than this is not ready."""
 LOG_EVERY_S = 15.0
 """How often a long wait says it is still waiting."""
+PROGRESS_EVERY_S = 2.0
+"""How often `on_progress` hears about a wait."""
 
 
 class ServiceNotReadyError(EvaluationError):
@@ -55,6 +62,8 @@ def wait_for_service(
     url: str,
     timeout_s: float,
     *,
+    any_status: bool = False,
+    on_progress: Callable[[float, str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> float:
@@ -63,6 +72,10 @@ def wait_for_service(
     Args:
         url: the service's health URL (`http://127.0.0.1:8000/health`).
         timeout_s: how long to wait in all (the Evaluation's `timeouts.ready`).
+        any_status: any HTTP answer will do (an external service without a health route:
+            what matters is that something answers at its URL).
+        on_progress: called every `PROGRESS_EVERY_S` of waiting with the seconds waited
+            and the last error (the local backend shows it on the terminal).
         clock: monotonic clock (tests pass their own).
         sleep: how to pause between polls (tests pass their own).
 
@@ -76,9 +89,10 @@ def wait_for_service(
     deadline = start + timeout_s
     delay = POLL_INITIAL_S
     next_log = start + LOG_EVERY_S
+    next_progress = start + PROGRESS_EVERY_S
     while True:
         now = clock()
-        last = probe_health(url, max(0.1, min(PROBE_TIMEOUT_S, deadline - now)))
+        last = probe_health(url, max(0.1, min(PROBE_TIMEOUT_S, deadline - now)), any_status)
         now = clock()
         if last is None:
             waited = now - start
@@ -88,10 +102,13 @@ def wait_for_service(
         if now >= deadline:
             raise ServiceNotReadyError(
                 f"the service at {url} was not ready after {timeout_s:g} s "
-                f"(timeouts.ready; last error: {last}); giving up so that the shard fails "
-                f"now instead of holding its resources"
+                f"(timeouts.ready; last error: {last}); giving up now instead of sending "
+                "every row to a service that is down"
             )
-        if now >= next_log:
+        if on_progress is not None and now >= next_progress:
+            on_progress(now - start, last)
+            next_progress = now + PROGRESS_EVERY_S
+        if on_progress is None and now >= next_log:
             logger.info(
                 "waiting for the service at %s: %.0f of %g s (last error: %s)",
                 url,

@@ -32,6 +32,7 @@ from schemas import (
 
 from ..._project import path_refs
 from .. import _runner_configs as runner_configs
+from .._fingerprints import service_version
 from ._stack_config import KubernetesConfig
 
 if TYPE_CHECKING:
@@ -379,6 +380,7 @@ def _commit_json(
         "image_digests": {
             ref: image_digest(ref) for ref in sorted({*images, *([image] if image else [])})
         },
+        "service_version": service_version(graph, node),
     }
     return CommitConfig(
         node_uri=uri,
@@ -438,8 +440,11 @@ def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> Node
         # The client waits for its sidecar itself (exit 4 after timeouts.ready): a sidecar
         # is restarted whatever the pod's restartPolicy, so only the client can fail the shard.
         ready_url=(
-            f"http://127.0.0.1:{server.port}{server.health_path}" if server is not None else None
+            f"http://127.0.0.1:{server.port}{server.health_path}"
+            if server is not None
+            else _external_ready_url(runner)
         ),
+        ready_any_status=runner.kind == "external" and runner.health_path is None,
         progress=False,
         concurrency_cap=_shard_share(config.external_concurrency, evaluation.spec.shards)
         if runner.kind == "external"
@@ -464,6 +469,14 @@ def evaluation_files(graph: Graph, node: Node, config: KubernetesConfig) -> Node
     if server is not None and server.server_json is not None:
         data["server.json"] = server.server_json
     return NodeFiles(data, uri, server=server, image=image)
+
+
+def _external_ready_url(runner: Any) -> str | None:
+    """An external service is polled too (its `health_path`, else any answer at its URL)."""
+    if runner.kind != "external":
+        return None
+    url: str = runner.url.rstrip("/") + (runner.health_path or "")
+    return url
 
 
 def _shard_share(total: int | None, shards: int) -> int | None:

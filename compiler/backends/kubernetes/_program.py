@@ -653,7 +653,7 @@ class _Program:
                     service,
                     self.config,
                     sidecar=True,
-                    ready_timeout_s=spec.timeouts.ready,
+                    ready_timeout_s=spec.timeouts.ready_s(service.spec.runner.kind),
                     cache=cache,
                 )
             )
@@ -673,7 +673,8 @@ class _Program:
             model_cache=cache != "none",
         )
         own = (
-            int(spec.timeouts.total + spec.timeouts.ready) + self.config.jobs.extra_deadline_seconds
+            int(spec.timeouts.total + spec.timeouts.ready_s(service.spec.runner.kind))
+            + self.config.jobs.extra_deadline_seconds
         )
         if marker is not None and self.asynchronous:  # it may wait for the prefetch too
             own += self.config.jobs.prefetch_deadline_seconds

@@ -12,6 +12,8 @@ from schemas import LOGS_DIR, FileDigest, Manifest, NodeStatus
 
 from ..._git import GitState
 
+from .._fingerprints import service_version
+
 if TYPE_CHECKING:
     from ..._resolve import Graph, Node
 
@@ -28,6 +30,8 @@ class StepOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
     log: str | None = None
     """The log that explains the outcome, relative to the node directory (`logs/x.log`)."""
+    service_fingerprint: str | None = None
+    """An Evaluation's external service: the fingerprint it answered with."""
 
     @property
     def ok(self) -> bool:
@@ -72,6 +76,8 @@ def build_manifest(
         upstream={graph[n].key: graph[n].id for n in _ordered_upstream(graph, node)},
         input_files=dict(node.files),
         model_revision=graph.model_revision(node.name),
+        service_version=service_version(graph, node),
+        service_fingerprint=outcome.service_fingerprint,
         auditc_version=auditc_version(),
         git_commit=git.commit,
         git_dirty=git.dirty,

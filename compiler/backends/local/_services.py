@@ -67,6 +67,7 @@ def start_servers(
     log_dir: Path | None,
     config_dir: Path,
     ready_timeout: float,
+    on_wait: Callable[[str], None] | None = None,
 ) -> RunningService:
     """Start `replicas` servers of a service and wait until each answers `/health`.
 
@@ -79,6 +80,7 @@ def start_servers(
         log_dir: Where `server-<name>-<i>.log` go; None shares this process's stderr.
         config_dir: Where the servers' config files are written.
         ready_timeout: Seconds each server has to become ready.
+        on_wait: Told every few seconds how a wait for an external service goes.
 
     Raises:
         BackendError: the runner kind cannot run on this machine (vllm, container).
@@ -89,8 +91,7 @@ def start_servers(
     runner = service.spec.runner
     if runner.kind == "external":
         url = runner.url.rstrip("/")
-        if runner.health_path is not None:
-            _wait_ready(service_name, url + runner.health_path, None, None, ready_timeout)
+        _wait_external(service_name, url, runner.health_path, ready_timeout, on_wait)
         return RunningService(service_name, [url])
     if runner.kind not in LOCAL_RUNNERS:
         raise BackendError(
@@ -154,6 +155,30 @@ def _wait_ready(
     try:
         wait_ready(url, timeout, process=proc, log=log)
     except InferenceError as exc:
+        raise InferenceError(f"InferenceService/{service}: {exc}") from exc
+
+
+def _wait_external(
+    service: str,
+    url: str,
+    health_path: str | None,
+    timeout: float,
+    on_wait: Callable[[str], None] | None,
+) -> None:
+    """Wait (seconds, by default) until an external service answers: its health path, else
+    anything at its URL; a service that is down fails its evaluations with the URL and the
+    last error, instead of every row failing one by one."""
+    from runners.evaluation import ServiceNotReadyError, wait_for_service
+
+    target = url + (health_path or "")
+
+    def progress(waited: float, last: str) -> None:
+        if on_wait is not None:
+            on_wait(f"waiting for {target}: {waited:.0f} of {timeout:g} s (last error: {last})")
+
+    try:
+        wait_for_service(target, timeout, any_status=health_path is None, on_progress=progress)
+    except ServiceNotReadyError as exc:
         raise InferenceError(f"InferenceService/{service}: {exc}") from exc
 
 
@@ -306,6 +331,7 @@ class ServicePool:
                 log_dir=log_dir,
                 config_dir=self._config_dir,
                 ready_timeout=ready_timeout,
+                on_wait=lambda text: self._notify(f"InferenceService/{name}", text),
             )
         except Cancelled:
             raise

@@ -20,7 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from schemas import CASE_DIR, CASE_HTML_FILE, AuditcError, Evaluation, Method, Store
+from schemas import (
+    CASE_DIR,
+    CASE_HTML_FILE,
+    AuditcError,
+    Evaluation,
+    InferenceService,
+    Method,
+    Store,
+)
 
 from ..._git import GitState
 from ._configs import evaluation_config, import_config, ingest_config, method_config
@@ -289,9 +297,10 @@ def _run_evaluation(
     ctx: RunContext, node: Node, evaluation: Evaluation, key: tuple[str, int]
 ) -> StepOutcome:
     spec = evaluation.spec
-    with ctx.services.use(
-        key, log_dir=ctx.server_log_dir, ready_timeout=spec.timeouts.ready
-    ) as urls:
+    service = ctx.graph[spec.service].resource
+    assert isinstance(service, InferenceService)
+    ready = spec.timeouts.ready_s(service.spec.runner.kind)
+    with ctx.services.use(key, log_dir=ctx.server_log_dir, ready_timeout=ready) as urls:
         runs: list[_StepRun] = []
         for i in range(spec.shards):
             config = evaluation_config(
@@ -345,13 +354,25 @@ def _merge_shards(
     failures = [
         (i, run, err) for i, (run, (_, err)) in enumerate(zip(runs, finished, strict=True)) if err
     ]
+    # Every shard asks the same service: the first fingerprint taken stands for all.
+    fingerprint = next(
+        (r["service_fingerprint"] for r, _ in finished if r.get("service_fingerprint")), None
+    )
     if not failures:
-        return StepOutcome(rows=rows, metrics=metrics, log=runs[0].log_relative)
+        return StepOutcome(
+            rows=rows, metrics=metrics, log=runs[0].log_relative, service_fingerprint=fingerprint
+        )
     if shards == 1:
         error = failures[0][2]
     else:
         error = "\n".join(f"shard {i}/{shards}: {err}" for i, _, err in failures)
-    return StepOutcome(error=error, rows=rows, metrics=metrics, log=failures[0][1].log_relative)
+    return StepOutcome(
+        error=error,
+        rows=rows,
+        metrics=metrics,
+        log=failures[0][1].log_relative,
+        service_fingerprint=fingerprint,
+    )
 
 
 def _server_log(ctx: RunContext, node: Node) -> str | None:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from runners.evaluation._adaptive import (
     CEILING_TTL_S,
     MIN_SAMPLES,
+    STRAY_SIGNALS,
     AdaptiveController,
     AdaptiveSettings,
     concurrency_plan,
@@ -95,8 +96,9 @@ def test_a_burst_of_429s_is_one_cut_and_stray_ones_are_tolerated() -> None:
     for _ in range(2 * MIN_SAMPLES):
         now += 0.01
         controller.answered(epoch, 0.05, now)
-    # The first one is a stray: its row waits and retries, the level stays.
-    assert not controller.congested(epoch, now, "HTTP 429")
+    # The first ones are strays: their rows wait and retry, the level stays.
+    for _ in range(STRAY_SIGNALS):
+        assert not controller.congested(epoch, now, "HTTP 429")
     assert controller.level == 16
     assert controller.congested(epoch, now, "HTTP 429")
     cut = controller.level
@@ -113,10 +115,11 @@ def test_a_probe_that_meets_congestion_goes_back_and_the_ceiling_holds() -> None
     controller._set(12, 0.0, "probe up")
     assert controller.congested(controller.epoch, 0.01, "HTTP 429")
     assert (controller.level, controller.phase) == (10, "hold")
-    # Until the ceiling expires, probes stay under 12.
+    # Until the ceiling expires, probes go up only, and stay under 12.
     assert controller._probe_level(1.0) == 11
     assert controller._top(1.0) == 11
     assert controller._top(CEILING_TTL_S + 1.0) == 64
+    assert controller._probe_level(CEILING_TTL_S + 1.0) == 12  # 25 % up again
 
 
 def test_a_frozen_controller_holds_its_level() -> None:

@@ -177,7 +177,15 @@ def test_adapter_schema_and_http_errors_are_row_errors(tmp_path: Path) -> None:
     tags = [["a"], ["b"], ["c"], ["d"], ["e"], [], ["g"]]
     dataset = write_dataset(tmp_path / "d", 7, tags=tags)
     with ThreadServer(varied) as server:
-        result = run_evaluation(config(server.url, dataset, tmp_path / "out", service_spec=spec))
+        result = run_evaluation(
+            config(
+                server.url,
+                dataset,
+                tmp_path / "out",
+                service_spec=spec,
+                errors={"max_error_fraction": 1.0},
+            )
+        )
         assert server.requests == 6  # row 5's request could not be built: nothing sent
     rows = {r["_index_"]: r for r in read_output(tmp_path / "out")}
     assert (result.rows, result.errors, result.status) == (7, 4, "complete")

@@ -98,6 +98,7 @@ def test_faults_yield_every_row_exactly_once(tmp_path: Path) -> None:
                     "backoff_max": 0.05,
                 },
                 part_rows=30,
+                errors={"max_error_fraction": 1.0},
             )
         )
         requests_seen = server.requests
