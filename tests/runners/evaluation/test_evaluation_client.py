@@ -148,7 +148,7 @@ def test_shards_are_disjoint_and_cover_the_dataset(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     shard1 = pq.read_table(tmp_path / "out" / "part-1-000000.parquet").column("_index_").to_pylist()
-    assert shard1 == list(range(1, 50, 3))
+    assert sorted(shard1) == list(range(1, 50, 3))  # rows are written as they are answered
 
 
 def test_adapter_schema_and_http_errors_are_row_errors(tmp_path: Path) -> None:
