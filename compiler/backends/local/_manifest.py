@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from schemas import LOGS_DIR, FileDigest, Manifest, NodeStatus
 
 from ..._git import GitState
-
 from .._fingerprints import service_version
 
 if TYPE_CHECKING:
