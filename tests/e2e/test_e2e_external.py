@@ -108,7 +108,7 @@ spec: {{service: chat, dataset: prompts}}
 def manifest(project: Path) -> Manifest:
     found = [
         Manifest.model_validate_json(p.read_text())
-        for p in (project / ".auditc" / "evaluation" / "answers").rglob("manifest.json")
+        for p in (project / ".auditc" / "evaluation" / "answers").glob("*/_manifest.json")
     ]
     assert len(found) == 1
     return found[0]
