@@ -63,8 +63,8 @@ class ServiceCheck:
 def service_version(graph: Graph, node: Node) -> str | None:
     """The declared `runner.version` of an Evaluation's external service (for its manifest)."""
     evaluation = node.resource
-    if not isinstance(evaluation, Evaluation):
-        return None
+    if not isinstance(evaluation, Evaluation) or evaluation.spec.service is None:
+        return None  # an imported Evaluation runs no service
     service = graph[evaluation.spec.service].resource
     if not isinstance(service, InferenceService):
         return None
@@ -124,6 +124,8 @@ def _recorded(graph: Graph, manifests: Iterable[Manifest]) -> list[ServiceCheck]
             continue
         evaluation = graph[manifest.name].resource
         assert isinstance(evaluation, Evaluation)
+        if evaluation.spec.service is None:
+            continue
         service = graph[evaluation.spec.service].resource
         if not isinstance(service, InferenceService):
             continue

@@ -297,6 +297,7 @@ def _run_evaluation(
     ctx: RunContext, node: Node, evaluation: Evaluation, key: tuple[str, int]
 ) -> StepOutcome:
     spec = evaluation.spec
+    assert spec.service is not None  # an imported Evaluation runs no service
     service = ctx.graph[spec.service].resource
     assert isinstance(service, InferenceService)
     ready = spec.timeouts.ready_s(service.spec.runner.kind)
