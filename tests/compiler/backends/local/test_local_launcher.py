@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -15,7 +17,7 @@ from local_backend_helpers import load_graph
 
 from compiler.backends.local import run_local
 from compiler.backends.local._launch import FORK_ENV, forkable
-from compiler.backends.local._processes import LaunchOptions, Supervisor
+from compiler.backends.local._processes import Supervisor
 from schemas import Store
 
 DATASETS_HELP = [sys.executable, "-m", "runners.datasets", "--help"]
@@ -35,19 +37,44 @@ def test_steps_are_forked_and_other_commands_executed() -> None:
     assert not forkable(DATASETS_HELP, {**os.environ, "PYTHONPYCACHEPREFIX": "/tmp/x"})
 
 
+# Run in a fresh interpreter: the launcher is forked only from a process with one thread,
+# and a thread another test left behind in this one would make it executed instead.
+_SUPERVISE = """
+import json, sys
+from pathlib import Path
+import psutil
+from compiler.backends.local._processes import LaunchOptions, Supervisor
+tmp, help_cmd, bad_cmd = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
+with Supervisor(LaunchOptions(tmp_dir=tmp)) as supervisor:
+    launcher = psutil.Process(supervisor._launcher.pid)
+    ok = supervisor.spawn(help_cmd, log=tmp / "help.log", name="auditc-dataset")
+    bad = supervisor.spawn(bad_cmd, log=tmp / "bad.log")
+    print(json.dumps({
+        "cmdline": launcher.cmdline(),
+        "name": launcher.name(),
+        "ok": supervisor.wait(ok, timeout=60),
+        "bad": supervisor.wait(bad, timeout=60),
+    }))
+"""
+
+
 @pytest.mark.parametrize("fork", [True, False], ids=["forked", "executed"])
-def test_a_step_runs_the_same_forked_or_executed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool
-) -> None:
-    monkeypatch.setenv(FORK_ENV, "1" if fork else "0")
-    with Supervisor(LaunchOptions(tmp_dir=tmp_path)) as supervisor:
-        launcher = _launcher_of(supervisor)
-        assert ("runners.launcher" in " ".join(launcher.cmdline())) is not fork
-        assert launcher.name() == "auditc-launch"
-        ok = supervisor.spawn(DATASETS_HELP, log=tmp_path / "help.log", name="auditc-dataset")
-        assert supervisor.wait(ok, timeout=60) == 0
-        bad = supervisor.spawn(BAD_CONFIG, log=tmp_path / "bad.log")
-        assert supervisor.wait(bad, timeout=60) == 2  # the entry point's "invalid config"
+def test_a_step_runs_the_same_forked_or_executed(tmp_path: Path, fork: bool) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _SUPERVISE, str(tmp_path)]
+        + [json.dumps(DATASETS_HELP), json.dumps(BAD_CONFIG)],
+        env={**os.environ, FORK_ENV: "1" if fork else "0"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert ("runners.launcher" in " ".join(seen["cmdline"])) is not fork
+    assert seen["name"] == "auditc-launch"
+    assert seen["ok"] == 0
+    assert seen["bad"] == 2  # the entry point's "invalid config"
     assert "Usage: python -m runners.datasets" in (tmp_path / "help.log").read_text()
     assert (
         "error: cannot read IngestConfig /nonexistent/config.json"
