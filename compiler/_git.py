@@ -24,7 +24,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from schemas import Issue, SpecError, UsageError, local_manifests
+from schemas import (
+    Issue,
+    SpecError,
+    UsageError,
+    listing_problems,
+    local_file_sizes,
+    local_manifests,
+)
 
 from ._plan import Baseline
 from ._project import Project
@@ -140,6 +147,9 @@ def load_baseline(
     """The baseline of a plan: the graph at git ref `against`, else what `store` holds.
 
     A local store that does not exist yet is an empty baseline (everything is new).
+    Each complete node of the store is listed (not hashed) and compared with its
+    manifest, as `auditc run` does before it keeps a node: one that does not match is
+    damaged in the plan, not kept.
 
     Args:
         root: the project root.
@@ -163,12 +173,20 @@ def load_baseline(
         if not local.is_dir():
             return Baseline.empty(f"store {uri} (empty)")
         # Read without pyarrow: the core install plans against a local store too.
-        return Baseline.from_manifests(local_manifests(local), f"store {uri}")
+        return Baseline.from_manifests(
+            local_manifests(local),
+            f"store {uri}",
+            damage=lambda path, m: listing_problems(path, m, local_file_sizes(local / path)),
+        )
     from schemas import Store, require_extra
 
     require_extra("s3", f"planning against the store {uri}")
     opened = Store.open(uri, create=False)
-    return Baseline.from_manifests(opened.manifests(), f"store {uri}")
+    return Baseline.from_manifests(
+        opened.manifests(),
+        f"store {uri}",
+        damage=lambda path, m: listing_problems(path, m, opened.file_sizes(path)),
+    )
 
 
 def load_project_at(root: Path, ref: str, paths: list[Path]) -> Project:

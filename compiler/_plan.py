@@ -6,20 +6,21 @@ workflow nodes (Dataset, Evaluation, Method) are planned; configuration kinds
 (Model, Module, InferenceService, InferenceSession) appear in the reasons of the
 workflows that depend on them.
 
-Pure: no files are read and nothing is written. `render_plan` turns a plan into
+Pure: no files are read and nothing is written (the store's listing, which says
+which complete nodes are damaged, is read by whoever builds the `Baseline`). `render_plan` turns a plan into
 text, JSON (with a `schema_version`) or Markdown for a pull-request comment.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas import WORKFLOW_KINDS, Manifest, UsageError
+from schemas import WORKFLOW_KINDS, Manifest, Problem, UsageError, node_path
 
 from ._estimate import NodeCost, render_costs_markdown, render_costs_text
 from ._resolve import Graph, Node
@@ -37,10 +38,16 @@ __all__ = [
 ]
 
 PLAN_SCHEMA_VERSION: Literal[1] = 1
-Action = Literal["create", "re-run", "keep", "remove"]
+Action = Literal["create", "re-run", "damaged", "keep", "remove"]
 PlanFormat = Literal["text", "json", "markdown"]
-_ACTIONS: tuple[Action, ...] = ("create", "re-run", "keep", "remove")
-_SYMBOL: dict[Action, str] = {"create": "+", "re-run": "~", "keep": "=", "remove": "-"}
+_ACTIONS: tuple[Action, ...] = ("create", "re-run", "damaged", "keep", "remove")
+_SYMBOL: dict[Action, str] = {
+    "create": "+",
+    "re-run": "~",
+    "damaged": "!",
+    "keep": "=",
+    "remove": "-",
+}
 _MAX_REASONS = 8
 """Reasons listed per node; the rest are counted."""
 
@@ -75,6 +82,9 @@ class Baseline:
     nodes: dict[str, BaselineNode]
     complete: frozenset[tuple[str, str]] = frozenset()
     """(`Kind/name`, id) pairs held complete; a store may hold several ids per name."""
+    damaged: Mapping[tuple[str, str], tuple[Problem, ...]] = field(default_factory=dict)
+    """(`Kind/name`, id) pairs complete by their manifest whose files do not match it
+    (missing, resized or unlisted files); not in `complete`."""
 
     @classmethod
     def empty(cls, description: str = "nothing") -> Baseline:
@@ -88,18 +98,38 @@ class Baseline:
         return cls(description, nodes, frozenset((k, n.id) for k, n in nodes.items()))
 
     @classmethod
-    def from_manifests(cls, manifests: Iterable[Manifest], description: str) -> Baseline:
-        """What a store holds: per `Kind/name` the newest complete manifest (else newest failed)."""
+    def from_manifests(
+        cls,
+        manifests: Iterable[Manifest],
+        description: str,
+        *,
+        damage: Callable[[str, Manifest], list[Problem]] | None = None,
+    ) -> Baseline:
+        """What a store holds: per `Kind/name` the newest complete manifest (else newest failed).
+
+        Args:
+            manifests: every manifest of the store.
+            description: what the plan says it compares against.
+            damage: given a complete node's path (`<kind>/<name>/<id>`) and manifest,
+                what is wrong with its files (`schemas.listing_problems`); a node with
+                problems is damaged, not complete. None: every complete node is sound.
+        """
         chosen: dict[str, Manifest] = {}
         complete: set[tuple[str, str]] = set()
+        damaged: dict[tuple[str, str], tuple[Problem, ...]] = {}
         for manifest in manifests:
             key = f"{manifest.kind}/{manifest.name}"
             if manifest.status == "complete":
-                complete.add((key, manifest.id))
+                path = node_path(manifest.kind, manifest.name, manifest.id)
+                problems = damage(path, manifest) if damage is not None else []
+                if problems:
+                    damaged[(key, manifest.id)] = tuple(problems)
+                else:
+                    complete.add((key, manifest.id))
             if key not in chosen or _newer(manifest, chosen[key]):
                 chosen[key] = manifest
         nodes = {key: _manifest_node(m) for key, m in chosen.items()}
-        return cls(description, nodes, frozenset(complete))
+        return cls(description, nodes, frozenset(complete), damaged)
 
 
 def _newer(candidate: Manifest, current: Manifest) -> bool:
@@ -142,7 +172,8 @@ class PlanEntry(BaseModel):
     previous_id: str | None = None
     """The id in the baseline (None for `create`)."""
     reasons: list[str] = []
-    """Why it re-runs: changed fields, files or upstream nodes."""
+    """Why it re-runs (changed fields, files or upstream nodes); for a damaged node,
+    what is wrong with its files, what `run` does and how to mend it."""
 
     @property
     def key(self) -> str:
@@ -151,7 +182,8 @@ class PlanEntry(BaseModel):
 
 
 class Plan(BaseModel):
-    """What a run would create, re-run, keep and remove; `plan.json` when written out."""
+    """What a run would create, re-run, keep and remove, and which stored nodes are damaged;
+    `plan.json` when written out."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -175,7 +207,7 @@ class Plan(BaseModel):
 
     @property
     def has_changes(self) -> bool:
-        """Whether anything would be created, re-run or removed."""
+        """Whether anything would be created, re-run or removed, or is damaged."""
         return any(e.action != "keep" for e in self.entries)
 
 
@@ -184,7 +216,9 @@ def plan(graph: Graph, baseline: Baseline, *, removals: bool = True) -> Plan:
 
     A workflow node whose id is complete in the baseline is kept; one whose
     `Kind/name` the baseline holds with another id (or only as a failed run) is
-    re-run, with the reasons; others are created. Baseline workflow nodes whose
+    re-run, with the reasons; others are created. A node whose id the baseline holds
+    complete but with files that do not match its manifest is damaged: `auditc run`
+    reports it failed and skips what depends on it. Baseline workflow nodes whose
     `Kind/name` is gone are removed.
 
     Args:
@@ -229,6 +263,16 @@ def plan(graph: Graph, baseline: Baseline, *, removals: bool = True) -> Plan:
 
 
 def _entry(node: Node, baseline: Baseline, explainer: _Explainer) -> PlanEntry:
+    problems = baseline.damaged.get((node.key, node.id))
+    if problems:
+        return PlanEntry(
+            action="damaged",
+            kind=node.kind,
+            name=node.name,
+            id=node.id,
+            previous_id=node.id,
+            reasons=_damage_reasons(node, problems),
+        )
     old = baseline.nodes.get(node.key)
     if (node.key, node.id) in baseline.complete:
         return PlanEntry(
@@ -245,6 +289,17 @@ def _entry(node: Node, baseline: Baseline, explainer: _Explainer) -> PlanEntry:
         previous_id=old.id,
         reasons=_cap(reasons),
     )
+
+
+def _damage_reasons(node: Node, problems: tuple[Problem, ...]) -> list[str]:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return [
+        f"{first.file or first.node}: {first.kind}: {first.message}{more}",
+        "`auditc run` reports it failed, keeps it as it is and skips what depends on it",
+        f"`auditc run --force --select {node.name}` runs it again; "
+        "`auditc verify` hashes every file and lists every problem",
+    ]
 
 
 def _cap(reasons: list[str]) -> list[str]:
@@ -350,8 +405,10 @@ def render_plan(result: Plan, format: PlanFormat = "text") -> str:
 
 def _summary(result: Plan) -> str:
     counts = result.counts()
+    # Said only when there are some: a sound store's summary stays as it always was.
+    damaged = f"{counts['damaged']} damaged, " if counts["damaged"] else ""
     return (
-        f"{counts['create']} to create, {counts['re-run']} to re-run, "
+        f"{counts['create']} to create, {counts['re-run']} to re-run, {damaged}"
         f"{counts['keep']} to keep, {counts['remove']} to remove"
     )
 
@@ -370,7 +427,7 @@ def _render_text(result: Plan) -> str:
             shown_id = entry.id if entry.id is not None else entry.previous_id
             was = f" (was {entry.previous_id})" if action == "re-run" and entry.previous_id else ""
             lines.append(f"  {_SYMBOL[action]} {entry.key}  {shown_id}{was}")
-            if action == "re-run":
+            if action in ("re-run", "damaged"):
                 lines.extend(f"      {reason}" for reason in entry.reasons)
     lines += render_costs_text(result.costs)
     return "\n".join(lines) + "\n"

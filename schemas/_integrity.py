@@ -10,7 +10,7 @@ so that a report names every node and file at once.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -22,7 +22,7 @@ from ._store_format import DIGESTS_DIR, RUNS_DIR, FileDigest, Manifest, node_pat
 if TYPE_CHECKING:
     from ._store_access import Store
 
-__all__ = ["Problem", "ProblemKind", "check_files", "verify_store"]
+__all__ = ["Problem", "ProblemKind", "check_files", "listing_problems", "verify_store"]
 
 ProblemKind = Literal[
     "missing",
@@ -72,30 +72,15 @@ def check_files(
     Raises:
         StoreError: a file cannot be read (other than because it is missing).
     """
-    from ._store_access import is_node_metadata
-
     sizes = store.file_sizes(node)
-    problems: list[Problem] = []
-    to_hash: list[tuple[str, FileDigest]] = []
-    for relative, expected in manifest.outputs.items():
-        size = sizes.get(relative)
-        if size is None:
-            problems.append(Problem(node, relative, "missing", "listed in the manifest, not found"))
-        elif size < expected.size:
-            problems.append(
-                Problem(
-                    node, relative, "truncated", f"{size} bytes, the manifest says {expected.size}"
-                )
-            )
-        elif size != expected.size:
-            problems.append(
-                Problem(
-                    node, relative, "changed", f"{size} bytes, the manifest says {expected.size}"
-                )
-            )
-        elif hashes:
-            to_hash.append((relative, expected))
-    for relative, found in _hashed(store, node, [r for r, _ in to_hash]):
+    problems = listing_problems(node, manifest, sizes)
+    # Only files whose size matches: the others are reported already.
+    to_hash = [
+        relative
+        for relative, expected in manifest.outputs.items()
+        if hashes and sizes.get(relative) == expected.size
+    ]
+    for relative, found in _hashed(store, node, to_hash):
         expected = manifest.outputs[relative]
         if found.sha256 != expected.sha256:
             problems.append(
@@ -105,6 +90,33 @@ def check_files(
                     "changed",
                     f"sha256 {found.sha256[:16]}…, the manifest says {expected.sha256[:16]}…",
                 )
+            )
+    return sorted(problems)
+
+
+def listing_problems(node: str, manifest: Manifest, sizes: Mapping[str, int]) -> list[Problem]:
+    """What a directory listing shows wrong with a node: missing, truncated, resized and
+    unlisted files (`check_files` with `hashes=False`, from a listing made elsewhere).
+
+    Args:
+        node: The node directory, relative to the store root (for the problems' `node`).
+        manifest: The node's manifest.
+        sizes: Size of every file below the node directory, by node-relative posix path.
+
+    Returns:
+        The problems, sorted; empty when every listed file is there with its size.
+    """
+    from ._store_access import is_node_metadata
+
+    problems: list[Problem] = []
+    for relative, expected in manifest.outputs.items():
+        size = sizes.get(relative)
+        if size is None:
+            problems.append(Problem(node, relative, "missing", "listed in the manifest, not found"))
+        elif size != expected.size:
+            kind: ProblemKind = "truncated" if size < expected.size else "changed"
+            problems.append(
+                Problem(node, relative, kind, f"{size} bytes, the manifest says {expected.size}")
             )
     for relative in sizes:
         if relative not in manifest.outputs and not is_node_metadata(relative):

@@ -54,6 +54,7 @@ __all__ = [
     "Store",
     "StoredNode",
     "is_node_metadata",
+    "local_file_sizes",
     "local_manifests",
     "on_remote_store",
     "remote_stores_opened",
@@ -594,6 +595,32 @@ def local_manifests(root: Path) -> Iterator[Manifest]:
         if not path.is_file():
             raise IntegrityError(f"{path} is a directory, not a manifest")
         yield Manifest.parse(path.read_bytes(), str(path))
+
+
+def local_file_sizes(directory: Path) -> dict[str, int]:
+    """`Store.file_sizes` of a local directory, without pyarrow: the size of every file
+    below it by posix path relative to it; empty when it is missing.
+
+    Raises:
+        StoreError: the directory cannot be listed.
+    """
+
+    def fail(exc: OSError) -> None:
+        if not isinstance(exc, FileNotFoundError):  # gone while listed: as if never there
+            raise StoreError(f"cannot list {exc.filename or directory}: {exc.strerror or exc}")
+
+    sizes: dict[str, int] = {}
+    for folder, _, files in os.walk(directory, onerror=fail):
+        for name in files:
+            path = Path(folder, name)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue  # removed while listed (a run writing, `gc`): as if never seen
+            except OSError as exc:
+                raise StoreError(f"cannot read the size of {path}: {exc.strerror or exc}") from exc
+            sizes[path.relative_to(directory).as_posix()] = size
+    return dict(sorted(sizes.items()))
 
 
 def _is_part(relative: str) -> bool:

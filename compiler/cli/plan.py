@@ -51,6 +51,10 @@ def command(
     nodes whose Kind/name the store holds with another id are re-run, new ones are
     created, and — for the whole project only — store entries whose Kind/name left
     the specs are removed (with PATHS the rest of the store belongs to other specs).
+    A complete node whose files do not match its manifest (one missing, resized or
+    not listed: a directory listing, no hashing) is shown damaged, with the file:
+    `auditc run` reports it failed and skips what depends on it; `auditc run --force
+    --select NAME` runs it again, and `auditc verify` hashes every file.
     With --against GIT_REF, the baseline is the graph of the same PATHS at that ref.
     Each re-run says why: a changed field, file or upstream node. Only workflows
     (Dataset, Evaluation, Method) are planned; changes to Models, Modules and

@@ -105,6 +105,15 @@ def test_core_install_validates_and_plans_in_60_mb(tmp_path: Path) -> None:
     actions = {e["name"]: e["action"] for e in json.loads(replanned.stdout)["entries"]}
     assert actions[first["name"]] == "keep"
 
+    # Its files are listed (with os, not pyarrow): one its manifest does not list damages it.
+    node_dir = project / ".auditc" / first["kind"].lower() / first["name"] / first["id"]
+    (node_dir / "stray.parquet").write_bytes(b"not written by auditc")
+    damaged = run([auditc, "plan"], cwd=project)
+    assert damaged.returncode == 0, damaged.stderr
+    assert f"! {first['kind']}/{first['name']}" in damaged.stdout
+    assert "stray.parquet: unlisted" in damaged.stdout, damaged.stdout
+    (node_dir / "stray.parquet").unlink()
+
     for command in (["graph"], ["schema"], ["compile", "--target", "local", "--out", "out"]):
         done = run([auditc, *command], cwd=project)
         assert done.returncode == 0, (command, done.stderr)

@@ -86,7 +86,8 @@ def run_local(
         if result.status == "failed":  # a complete node whose files were altered
             (on_event or _ignore)(RunEvent("finish", result.key, result.id, result=result))
     if to_run:
-        results.update(_execute(chosen, store, to_run, jobs, forced, on_event or _ignore))
+        damaged = frozenset(name for name, r in results.items() if r.status == "failed")
+        results.update(_execute(chosen, store, to_run, jobs, forced, damaged, on_event or _ignore))
     ordered = [results[n.name] for n in chosen if n.name in results]
     return RunResult(ordered, store.uri)
 
@@ -206,8 +207,11 @@ def _execute(
     to_run: list[Node],
     jobs: int,
     forced: frozenset[str],
+    damaged: frozenset[str],
     on_event: EventHandler,
 ) -> dict[str, NodeResult]:
+    """Run `to_run`; the nodes downstream of a `damaged` one (complete, but its files do
+    not match its manifest) are skipped as if it had failed in this run."""
     from ._lock import store_writer_lock  # not on the path of a run with nothing to do
 
     with store_writer_lock(store) as lock, work_dir("run") as tmp:
@@ -215,6 +219,7 @@ def _execute(
         results, to_run = _kept(store, to_run, forced)
         if not to_run:
             return results
+        damaged |= {name for name, r in results.items() if r.status == "failed"}
         children_tmp = tmp / "tmp"
         children_tmp.mkdir()
         # While no other thread runs, so that the launcher can be a fork of this process.
@@ -238,7 +243,7 @@ def _execute(
             inside = [Path(store.base)] if store.is_local else []
             git = functools.cache(lambda: git_state(graph.root, exclude=inside))
             ctx = RunContext(graph, store, supervisor, services, tmp, forced, git)
-            results.update(_schedule(ctx, to_run, jobs, on_event))
+            results.update(_schedule(ctx, to_run, jobs, damaged, on_event))
             return results
         finally:
             with _sigint_ignored():
@@ -253,9 +258,13 @@ def _notifier(on_event: EventHandler) -> Callable[[str, str], None]:
 
 
 def _schedule(
-    ctx: RunContext, to_run: list[Node], jobs: int, on_event: EventHandler
+    ctx: RunContext,
+    to_run: list[Node],
+    jobs: int,
+    damaged: frozenset[str],
+    on_event: EventHandler,
 ) -> dict[str, NodeResult]:
-    scheduler = _Scheduler(ctx, to_run, jobs, on_event)
+    scheduler = _Scheduler(ctx, to_run, jobs, damaged, on_event)
     try:
         return scheduler.run()
     except BaseException:
@@ -272,17 +281,25 @@ def _schedule(
 class _Scheduler:
     """Hands ready nodes to the pool; skips the downstream of failures."""
 
-    def __init__(self, ctx: RunContext, to_run: list[Node], jobs: int, on_event: EventHandler):
+    def __init__(
+        self,
+        ctx: RunContext,
+        to_run: list[Node],
+        jobs: int,
+        damaged: frozenset[str],
+        on_event: EventHandler,
+    ):
         self.ctx = ctx
         self.jobs = jobs
         self.on_event = on_event
-        names = {n.name for n in to_run}
+        # A damaged node failed before this schedule began: its downstream is skipped.
+        names = {n.name for n in to_run} | damaged
         self.waiting = list(to_run)
         self.deps = {n.name: ctx.graph.upstream(n.name) & names for n in to_run}
         self.succeeded: set[str] = set()
-        self.unsuccessful: set[str] = set()
+        self.unsuccessful: set[str] = set(damaged)
         """Failed or skipped."""
-        self.failed: set[str] = set()
+        self.failed: set[str] = set(damaged)
         self.results: dict[str, NodeResult] = {}
         self.running: dict[Future[NodeResult], Node] = {}
         self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="auditc-node")

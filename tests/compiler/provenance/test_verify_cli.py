@@ -264,3 +264,66 @@ def test_run_does_not_keep_a_node_whose_files_were_resized_removed_or_added(
     assert "auditc run --force --select" in line
     status = {row.split()[0]: row.split()[2] for row in out.splitlines()[1:] if "/" in row}
     assert list(status.values()).count("failed") == 1, out
+
+
+@pytest.mark.parametrize("case", ["truncate", "delete", "add"])
+def test_plan_shows_a_node_whose_files_were_resized_removed_or_added_as_damaged(
+    project: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tampered, what = CASES[case](project)
+    key = f"{tampered.parent.parent.name.capitalize()}/{tampered.parent.name}"
+    name = tampered.parent.name
+    fix = f"auditc run --force --select {name}"
+
+    code, text, _ = invoke(capsys, "-C", str(project), "plan", "audit.yaml")
+    assert code == 0, text
+    assert "0 to re-run, 1 damaged, 4 to keep," in text.splitlines()[0]
+    assert "! damaged (1)" in text and f"  ! {key}  {tampered.name}" in text
+    assert f"= {key} " not in text  # never kept
+    assert what in text and fix in text and "auditc verify" in text
+
+    code, out, _ = invoke(capsys, "-C", str(project), "plan", "audit.yaml", "--format", "json")
+    entries = {e["kind"] + "/" + e["name"]: e for e in json.loads(out)["entries"]}
+    assert entries[key]["action"] == "damaged" and entries[key]["id"] == tampered.name
+    assert what in entries[key]["reasons"][0] and fix in " ".join(entries[key]["reasons"])
+    assert sorted(e["action"] for e in entries.values()).count("keep") == 4
+
+    code, markdown, _ = invoke(
+        capsys, "-C", str(project), "plan", "audit.yaml", "--format", "markdown"
+    )
+    assert "**0 to create, 0 to re-run, 1 damaged, 4 to keep, 0 to remove**" in markdown
+    [row] = [line for line in markdown.splitlines() if line.startswith("| ! damaged |")]
+    assert f"`{key}`" in row and what in row and fix in row
+    assert f"- `{key}`" not in markdown  # not among the kept
+
+
+def test_plan_of_a_sound_store_keeps_everything(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, text, _ = invoke(capsys, "-C", str(project), "plan", "audit.yaml")
+    assert code == 0 and "0 to create, 0 to re-run, 5 to keep, 0 to remove." in text
+    assert "damaged" not in text
+
+
+def test_run_skips_what_depends_on_a_damaged_node(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truncate(project)  # the dataset: `run` reports it failed instead of keeping it
+    code, out, err = invoke(
+        capsys,
+        "-C",
+        str(project),
+        "run",
+        "audit.yaml",
+        "--select",
+        "phrases-through-length",
+        "--force",
+    )
+    assert code == 1
+    status = {row.split()[0]: row.split()[2] for row in out.splitlines()[1:] if "/" in row}
+    assert status["Dataset/phrases"] == "failed", out
+    # Not started to fail on its own input check: skipped, naming the damaged node.
+    assert status["Evaluation/phrases-through-length"] == "skipped", out
+    assert "Evaluation/phrases-through-length" in err and "upstream Dataset/phrases failed" in err
+    [failed] = [line for line in err.splitlines() if " FAILED " in line]
+    assert failed.startswith("Dataset/phrases "), err
