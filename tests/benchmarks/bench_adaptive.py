@@ -1,4 +1,4 @@
-"""Benchmark 6 — `concurrency: auto` against three kinds of server, beside the best fixed level.
+"""Benchmark 7 — `concurrency: auto` against three kinds of server, beside the best fixed level.
 
     .venv/bin/python tests/benchmarks/bench_adaptive.py [--cases slots,rate-limit,cpu] [--scale 1]
 
@@ -17,7 +17,7 @@ flight, from the server's own clock (first request to last answer). The error bu
   best fixed level.
 
 The sweep runs each fixed level for about `--sweep-s` seconds (fewer rows at low levels);
-the final pair runs N rows each (`--scale` multiplies N). About 15 minutes in all.
+the final pair runs N rows each (`--scale` multiplies N). About 12 minutes in all.
 """
 
 from __future__ import annotations
