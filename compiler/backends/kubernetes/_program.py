@@ -73,7 +73,7 @@ from ._pod_files import (
     session_files,
     wait_json,
 )
-from ._stack_config import KubernetesConfig, PvcConfig
+from ._stack_config import ContainerResources, KubernetesConfig, PvcConfig
 
 if TYPE_CHECKING:
     from ..._resolve import Graph, Node
@@ -567,16 +567,38 @@ class _Program:
         self._export(node, files, job)
 
     def _imported_evaluation(self, node: Node) -> None:
-        owner = AuditNode(node.kind, node.name, node.id)
         files = self._files_with_wait(node, import_files(self.graph, node, self.config))
+        self._step_job(
+            node,
+            files,
+            role="import",
+            module="runners.imports",
+            resources=self.config.resources.dataset,
+            own_deadline_s=self.config.jobs.dataset_deadline_seconds,
+        )
+
+    def _step_job(
+        self,
+        node: Node,
+        files: NodeFiles,
+        *,
+        role: str,
+        module: str,
+        resources: ContainerResources,
+        own_deadline_s: int,
+    ) -> batch.Job:
+        """The Job of a node that fetches its inputs, runs one runner step and commits.
+
+        Imports and methods are built alike: a ConfigMap of the step's files, the fetch
+        and step containers as init containers (after the wait for upstream outputs in an
+        asynchronous run), the commit container as the main one.
+        """
+        owner = AuditNode(node.kind, node.name, node.id)
         name = object_name(node.name, node.id)
-        labels = node_labels(node.kind, node.name, node.id, "import")
+        labels = node_labels(node.kind, node.name, node.id, role)
         config_map = self._config_map(name, labels, files, owner)
         step = pods.step_container(
-            "import",
-            ["runners.imports", f"{CONFIG_DIR}/step.json"],
-            self.config,
-            self.config.resources.dataset,
+            role, [module, f"{CONFIG_DIR}/step.json"], self.config, resources
         )
         template = self._pod(
             labels,
@@ -585,11 +607,12 @@ class _Program:
             init=self._init(node, pods.fetch_container(self.config), step),
             main=[pods.commit_container(self.config, ephemeral=pods.scratch_request(self.config))],
         )
-        deadline = self._deadline(node, self.config.jobs.dataset_deadline_seconds)
+        deadline = self._deadline(node, own_deadline_s)
         deps = [config_map, *self._upstream_done(node)]
         job = self._job(name, labels, template, deadline_s=deadline, deps=deps, owner=owner)
         self.done[node.name] = job
         self._export(node, files, job)
+        return job
 
     def _prefetch(self, model_name: str) -> pulumi.Resource:
         """The model's prefetch Job (one per Model, whichever services serve it)."""
@@ -754,30 +777,15 @@ class _Program:
     def _method(self, node: Node) -> None:
         method = node.resource
         assert isinstance(method, Method)
-        owner = AuditNode(node.kind, node.name, node.id)
         files = self._files_with_wait(node, method_files(self.graph, node, self.config))
-        name = object_name(node.name, node.id)
-        labels = node_labels(node.kind, node.name, node.id, "method")
-        config_map = self._config_map(name, labels, files, owner)
-        step = pods.step_container(
-            "method",
-            ["runners.methods", f"{CONFIG_DIR}/step.json"],
-            self.config,
-            self.config.resources.method,
-        )
-        template = self._pod(
-            labels,
-            name,
+        job = self._step_job(
+            node,
             files,
-            init=self._init(node, pods.fetch_container(self.config), step),
-            main=[pods.commit_container(self.config, ephemeral=pods.scratch_request(self.config))],
+            role="method",
+            module="runners.methods",
+            resources=self.config.resources.method,
+            own_deadline_s=int(method.spec.timeout) + self.config.jobs.extra_deadline_seconds,
         )
-        own = int(method.spec.timeout) + self.config.jobs.extra_deadline_seconds
-        deadline = self._deadline(node, own)
-        deps = [config_map, *self._upstream_done(node)]
-        job = self._job(name, labels, template, deadline_s=deadline, deps=deps, owner=owner)
-        self.done[node.name] = job
-        self._export(node, files, job)
         if method.spec.output.kind == "SafetyCase":
             self.safety_cases[node.key] = safety_case_output(
                 files.uri, node.id, job, read_store=self.read_store
