@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from .._entry import run_entry, step_command
+from .._entry import keep_pandas_out, run_entry, step_command
 from . import IngestConfig, ingest_dataset
 
 command = step_command(
@@ -22,4 +22,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    keep_pandas_out()
     sys.exit(main())

@@ -21,6 +21,7 @@ from .._entry import (
     configure_logging,
     describe_invalid_config,
     error_boundary,
+    keep_pandas_out,
     load_config,
     log_level_option,
     result_option,
@@ -90,4 +91,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    keep_pandas_out()
     sys.exit(main())

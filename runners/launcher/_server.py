@@ -48,14 +48,13 @@ __all__ = ["FORKED_STEPS", "PRELOAD_GROUPS", "serve_launcher"]
 logger = logging.getLogger(__name__)
 
 PRELOAD_GROUPS: dict[str, tuple[str, ...]] = {
-    "datasets": ("runners._entry", "runners.datasets._ingest", "pandas"),
+    "datasets": ("runners._entry", "runners.datasets._ingest"),
     "evaluation": (
         "click",
         "runners.evaluation._client",
         "pyarrow.parquet",
         "aiohttp",
         "uvloop",
-        "pandas",
     ),
     "methods": ("runners._entry", "runners.methods._run", "pyarrow.compute", "pandas"),
     "notebooks": ("papermill", "nbconvert", "nbformat", "nbclient", "jupyter_client", "zmq"),
