@@ -11,6 +11,7 @@ never ready).
 
 from __future__ import annotations
 
+import importlib.abc
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any, TypeVar
 
 import click
@@ -161,10 +163,20 @@ def keep_pandas_out() -> None:
     values to Arrow, only to check whether they are pandas objects: 0.2–0.35 s at the
     start of every Dataset and Evaluation step (most of auditc's fixed cost beyond the
     bare loop's). Those steps run no user code and use no pandas, so their processes
-    (never a caller's: only a step's `__main__` calls this) make `import pandas` fail
-    and pyarrow goes on without it. Where pandas is already imported, nothing changes.
+    (never a caller's: only a step's `__main__` calls this) refuse to import it and
+    pyarrow goes on without it, as where pandas is not installed. Where pandas is
+    already imported, nothing changes.
     """
-    sys.modules.setdefault("pandas", None)  # type: ignore[arg-type]
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _NoPandas())
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ModuleNotFoundError(f"this step does not use {fullname}", name=fullname)
 
 
 def configure_logging(level: str | None = None) -> None:
