@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from schemas import DIGESTS_DIR, INDEX_COLUMN, REPLICATION_COLUMN, Store, StoreError
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pyarrow as pa
 
 __all__ = ["CANONICAL_PART_ROWS", "finalize_parts"]
@@ -78,21 +79,48 @@ def finalize_parts(store: Store, part_rows: int = CANONICAL_PART_ROWS) -> int:
     return count
 
 
+def _arrow(values: npt.NDArray[Any]) -> pa.Array:
+    """A 1-d integer numpy array as an Arrow array over the same memory.
+
+    Here, and in `_numpy`, not `pa.array(values)` and `to_numpy()`: pyarrow imports
+    pandas at its first conversion between Arrow and Python or numpy values, only to
+    check for pandas objects, and this runs in `auditc run`'s own process, which has
+    no other use for pandas (0.2 s of its fixed cost). Integer buffers are all this
+    module converts.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(
+        pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)]
+    )
+
+
+def _numpy(column: pa.ChunkedArray) -> npt.NDArray[Any]:
+    """A key column (signed integers, no nulls) as a numpy array over the same memory."""
+    import numpy as np
+    import pyarrow as pa
+
+    array = column.combine_chunks()
+    if not pa.types.is_signed_integer(array.type) or array.null_count:
+        raise TypeError(f"expected a signed integer column without nulls, got {array.type}")
+    dtype = np.dtype(f"=i{array.type.bit_width // 8}")
+    if len(array) == 0:
+        return np.empty(0, dtype=dtype)
+    data = array.buffers()[1]
+    return np.frombuffer(data, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
 def _first_of_each_key(sorted_keys: pa.Table) -> pa.Table:
     """Drop rows whose (`_index_`, `_replication_`) equals the row before (sorted input)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import numpy as np
 
-    n = sorted_keys.num_rows
-    if n < 2:
-        return sorted_keys
-    index, replication = sorted_keys[INDEX_COLUMN], sorted_keys[REPLICATION_COLUMN]
-    repeated = pc.and_(
-        pc.equal(index.slice(1), index.slice(0, n - 1)),
-        pc.equal(replication.slice(1), replication.slice(0, n - 1)),
-    )
-    keep = pa.concat_arrays([pa.array([True]), pc.invert(repeated).combine_chunks()])
-    return sorted_keys.filter(keep)
+    index = _numpy(sorted_keys[INDEX_COLUMN])
+    replication = _numpy(sorted_keys[REPLICATION_COLUMN])
+    first = np.ones(len(index), dtype=bool)
+    first[1:] = (index[1:] != index[:-1]) | (replication[1:] != replication[:-1])
+    return sorted_keys.take(_arrow(np.flatnonzero(first)))
 
 
 def _read(store: Store, name: str, columns: list[str] | None = None) -> pa.Table:
@@ -107,34 +135,38 @@ def _read(store: Store, name: str, columns: list[str] | None = None) -> pa.Table
 
 def _keys(store: Store, parts: list[str]) -> pa.Table:
     """(`_index_`, `_replication_`, part number, row in part) of every row."""
+    import numpy as np
     import pyarrow as pa
 
     tables = []
     for number, name in enumerate(parts):
         table = _read(store, name, [INDEX_COLUMN, REPLICATION_COLUMN])
+        rows = table.num_rows
         tables.append(
             table.append_column(
-                "_part", pa.array([number] * table.num_rows, pa.int32())
-            ).append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+                "_part", _arrow(np.full(rows, number, dtype=np.int32))
+            ).append_column("_row", _arrow(np.arange(rows, dtype=np.int64)))
         )
     return pa.concat_tables(tables)
 
 
 def _gather(store: Store, parts: list[str], chosen: pa.Table) -> pa.Table:
     """The full rows named by `chosen` (already in canonical order), from their parts."""
+    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
+    part_of = _numpy(chosen["_part"])
+    row_in_part = _numpy(chosen["_row"])
     pieces: list[pa.Table] = []
-    positions: list[pa.Array] = []
-    for number in sorted(pc.unique(chosen["_part"]).to_pylist()):
-        mask = pc.equal(chosen["_part"], number)
-        pieces.append(_read(store, parts[number]).take(pc.filter(chosen["_row"], mask)))
-        positions.append(pc.indices_nonzero(mask))
+    positions: list[npt.NDArray[Any]] = []
+    for number in np.unique(part_of):
+        mine = np.flatnonzero(part_of == number)
+        pieces.append(_read(store, parts[int(number)]).take(_arrow(row_in_part[mine])))
+        positions.append(mine)
     table = pa.concat_tables(pieces)
     # Row i of `table` belongs at position `placed[i]` of the canonical part.
-    placed = pa.chunked_array(positions).combine_chunks()
-    return table.take(pc.sort_indices(placed))
+    placed = np.concatenate(positions)
+    return table.take(_arrow(np.argsort(placed, kind="stable")))
 
 
 def _write(store: Store, name: str, table: pa.Table) -> None:
