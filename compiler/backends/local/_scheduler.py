@@ -162,25 +162,28 @@ def _service_demand(to_run: list[Node]) -> dict[ServiceKey, int]:
     return demand
 
 
-def _import_config_models(to_run: list[Node]) -> None:
-    """Import the runner packages whose configs this process builds, before the launcher forks.
+def _import_what_this_process_uses(to_run: list[Node]) -> None:
+    """Import what this process will use for these nodes, before the launcher forks.
 
-    This process needs them anyway; imported first, they are inherited by the launcher
-    and its steps instead of being imported there a second time.
+    The runner packages whose configs it builds, and what it finalizes an evaluation's
+    parts with: imported first, they are inherited by the launcher and its steps
+    instead of being imported there a second time.
     """
     import importlib
 
     kinds = {node.kind for node in to_run}
-    for kind, package in _CONFIG_PACKAGES:
+    for kind, package in _USED_HERE:
         if kind in kinds:
             importlib.import_module(package)
 
 
-_CONFIG_PACKAGES = (
+_USED_HERE = (
     ("Dataset", "runners.datasets"),
     ("Evaluation", "runners.evaluation"),
     ("Evaluation", "runners.inference"),
     ("Evaluation", "runners.imports"),
+    ("Evaluation", "pyarrow.compute"),  # finalize_parts, after the shards
+    ("Evaluation", "pyarrow.parquet"),
     ("Method", "runners.methods"),
 )
 
@@ -225,7 +228,7 @@ def _execute(
         # While no other thread runs, so that the launcher can be a fork of this process.
         # It and every step it forks hold the lock too: if this process dies, the store
         # stays locked until the last of them has stopped.
-        _import_config_models(to_run)
+        _import_what_this_process_uses(to_run)
         supervisor = Supervisor(
             LaunchOptions(
                 preload=_preload_groups(to_run),
