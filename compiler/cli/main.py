@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import gc
 import importlib
 import importlib.util
 import sys
@@ -172,7 +173,13 @@ def cli(ctx: click.Context, project_dir: str, log_level: str, debug: bool) -> No
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the `auditc` console script; returns only in tests (standalone_mode)."""
     if argv is None:
-        return run_cli(cli, sys.argv[1:], watchdog=True)
+        try:
+            return run_cli(cli, sys.argv[1:], watchdog=True)
+        finally:
+            # The interpreter's last garbage collections at exit would examine every
+            # object the imports made (pydantic models, pyarrow, aiohttp), none of them
+            # garbage; frozen, they are skipped (0.05 s off every command).
+            gc.freeze()
     return run_cli(cli, argv)
 
 
