@@ -10,13 +10,17 @@ committed files with freshly generated ones).
 
 from __future__ import annotations
 
+import ast
 import copy
+import inspect
 import json
+import textwrap
+from collections.abc import Iterator
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
-from schemas import KINDS, AnyResource
+from schemas import KINDS, AnyResource, SpecModel
 
 __all__ = [
     "SCHEMA_DIALECT",
@@ -39,6 +43,7 @@ def spec_json_schema() -> dict[str, Any]:
     """
     schema = copy.deepcopy(TypeAdapter(AnyResource).json_schema())
     defs = schema["$defs"]
+    _add_field_docstrings(defs)
     inputs = defs["MethodSpec"]["properties"]["inputs"]
     inputs["additionalProperties"] = {
         "anyOf": [
@@ -67,6 +72,58 @@ def spec_json_schema() -> dict[str, Any]:
         "description": "One YAML document of an auditc project: a resource chosen by its `kind`.",
         **schema,
     }
+
+
+def _add_field_docstrings(defs: dict[str, Any]) -> None:
+    """Describe each model's fields by their docstrings, where no `description` is given."""
+    models = {model.__name__: model for model in _subclasses(SpecModel)}
+    for name, definition in defs.items():
+        model = models.get(name)
+        if model is None:
+            continue
+        docstrings = _attribute_docstrings(model)
+        aliases = {info.alias or field: field for field, info in model.model_fields.items()}
+        for key, prop in definition.get("properties", {}).items():
+            doc = docstrings.get(aliases.get(key, key))
+            if doc is not None and "description" not in prop:
+                prop["description"] = doc
+
+
+def _subclasses(cls: type[SpecModel]) -> Iterator[type[SpecModel]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def _attribute_docstrings(model: type[BaseModel]) -> dict[str, str]:
+    """`{field: docstring}`: the string literal under each annotated field, bases first.
+
+    A field a subclass declares again keeps only the subclass's docstring, if any (as
+    pydantic's `use_attribute_docstrings` reads them).
+    """
+    docs: dict[str, str] = {}
+    for cls in reversed(model.__mro__):
+        if not issubclass(cls, BaseModel) or cls is BaseModel or cls is SpecModel:
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+        assert isinstance(body, ast.ClassDef)
+        statements = body.body
+        for i, statement in enumerate(statements):
+            if not (
+                isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+            ):
+                continue
+            after = statements[i + 1] if i + 1 < len(statements) else None
+            field = statement.target.id
+            if (
+                isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
+                docs[field] = inspect.cleandoc(after.value.value)
+            else:
+                docs.pop(field, None)
+    return docs
 
 
 def render_schema() -> str:
