@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 
 from ._linux import become_subreaper, die_with_parent, set_process_name
-from ._tree import stop_trees, wait_reaped
+from ._tree import has_children, stop_trees, wait_reaped
 
 __all__ = ["become_child", "reset_signals", "run_module"]
 
@@ -159,8 +159,8 @@ def _flush() -> None:
 
 def _stop_descendants() -> None:
     """Stop every process the step started and left running (they are all our children now)."""
-    if not _has_children():
-        return  # most steps start none: no need to import psutil and scan /proc
+    if not has_children():
+        return
     import psutil
 
     try:
@@ -170,16 +170,3 @@ def _stop_descendants() -> None:
     if not children:
         return
     stop_trees([c.pid for c in children], wait_exit=wait_reaped, grace=DESCENDANTS_GRACE_S)
-
-
-def _has_children() -> bool:
-    """Whether this process (a subreaper) has any child left, reaping those that have ended."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return False
-        except InterruptedError:
-            continue
-        if pid == 0:
-            return True  # one is still running

@@ -41,7 +41,7 @@ from typing import Any, NoReturn
 
 from ._child import become_child, reset_signals, run_module
 from ._linux import become_subreaper, die_with_parent, set_process_name
-from ._tree import DEFAULT_GRACE_S, stop_trees, wait_reaped
+from ._tree import DEFAULT_GRACE_S, has_children, stop_trees, wait_reaped
 
 __all__ = ["FORKED_STEPS", "PRELOAD_GROUPS", "serve_launcher"]
 
@@ -365,6 +365,8 @@ def _shutdown(state: _State) -> None:
 
 def _stop_adopted(state: _State) -> None:
     """Orphans of the steps that were given to the launcher (it is their subreaper)."""
+    if not has_children():
+        return
     import psutil
 
     try:

@@ -13,12 +13,25 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import psutil
 
-__all__ = ["DEFAULT_GRACE_S", "stop_trees", "wait_reaped"]
+__all__ = ["DEFAULT_GRACE_S", "has_children", "stop_trees", "wait_reaped"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_GRACE_S = 5.0
 """Seconds a process gets to exit after SIGTERM before it is killed."""
+
+
+def has_children() -> bool:
+    """Whether this process has a child, running or exited and not yet reaped (none is reaped).
+
+    Before listing children with psutil, which imports it and reads all of /proc: most
+    steps start no process at all.
+    """
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def stop_trees(

@@ -119,3 +119,30 @@ def test_a_whole_run_in_executed_steps(
     )
     assert result.ok and [n.status for n in result.nodes] == ["ran", "ran"]
     assert time.monotonic() - started < 120
+
+
+_HAS_CHILDREN = """
+import subprocess, sys, time
+import psutil
+from runners.launcher._tree import has_children
+
+assert not has_children()
+child = subprocess.Popen([sys.executable, "-c", "pass"])
+assert has_children()
+deadline = time.monotonic() + 30
+while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+    assert time.monotonic() < deadline
+    time.sleep(0.01)
+assert has_children()  # exited and not reaped: still a child
+assert child.wait(timeout=30) == 0  # has_children reaped nothing: the exit code is there
+assert not has_children()
+"""
+
+
+def test_has_children_sees_running_and_exited_children_and_reaps_none() -> None:
+    # What lets a step (or the launcher) end without psutil when it started nothing;
+    # in a process of its own, which has no children but the ones it makes.
+    done = subprocess.run(
+        [sys.executable, "-c", _HAS_CHILDREN], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
