@@ -1,11 +1,13 @@
 """Benchmark 7 — `concurrency: auto` against three kinds of server, beside the best fixed level.
 
     .venv/bin/python tests/benchmarks/bench_adaptive.py [--cases slots,rate-limit,cpu] [--scale 1]
+        [--repeats 1]
 
 For each kind of server (`_adaptive_server.py`, pinned to one core; the client on the
 other), the evaluation client (`python -m runners.evaluation`) is run at a sweep of fixed
 concurrency levels to find the best throughput, then the best fixed level and `auto` are
-run on the same N rows, one after the other. Throughput is rows answered per second in
+run on the same N rows, one after the other (`--repeats K`: K such pairs, interleaved;
+the ratio reported is the median of the pairs' ratios). Throughput is rows answered per second in
 flight, from the server's own clock (first request to last answer). The error budget is
 `errors.max_error_fraction: 0`: a run with a row error fails.
 
@@ -17,7 +19,8 @@ flight, from the server's own clock (first request to last answer). The error bu
   best fixed level.
 
 The sweep runs each fixed level for about `--sweep-s` seconds (fewer rows at low levels);
-the final pair runs N rows each (`--scale` multiplies N). About 12 minutes in all.
+the final pair runs N rows each (`--scale` multiplies N). About 12 minutes in all with
+one repeat; each further repeat adds about 3.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -205,8 +209,8 @@ def sweep_rows(case: Case, level: int, sweep_s: float) -> int:
     return max(200, min(case.rows, int(case.rate(level) * sweep_s)))
 
 
-def run_case(case: Case, work: Path, scale: float, sweep_s: float) -> dict[str, Any]:
-    """Sweep the fixed levels, then run the best one and `auto` on the full N."""
+def run_case(case: Case, work: Path, scale: float, sweep_s: float, repeats: int) -> dict[str, Any]:
+    """Sweep the fixed levels, then run the best one and `auto` on the full N, `repeats` times."""
     rows = int(case.rows * scale)
     uris: dict[int, str] = {}
 
@@ -228,15 +232,19 @@ def run_case(case: Case, work: Path, scale: float, sweep_s: float) -> dict[str, 
             )
         within = [r for r in sweep if r.errors == 0 and r.status == "complete"]
         best_level = int(max(within, key=lambda r: r.rows_per_s).level)
-        best = run_client(work, url, dataset(rows), best_level)
-        print(f"  {case.name}: best fixed {best_level}: {best.rows_per_s:8.1f} rows/s", flush=True)
-        auto = run_client(work, url, dataset(rows), "auto")
-        print(
-            f"  {case.name}: auto: {auto.rows_per_s:8.1f} rows/s, settled {auto.settled}, "
-            f"ended at {auto.ended_at}, {auto.rejected} refused, {auto.errors} row errors",
-            flush=True,
-        )
-    return {"case": case, "rows": rows, "sweep": sweep, "best": best, "auto": auto}
+        pairs: list[tuple[Run, Run]] = []
+        for repeat in range(1, repeats + 1):
+            best = run_client(work, url, dataset(rows), best_level)
+            auto = run_client(work, url, dataset(rows), "auto")
+            pairs.append((best, auto))
+            print(
+                f"  {case.name}: pair {repeat}/{repeats}: best fixed {best_level}: "
+                f"{best.rows_per_s:8.1f} rows/s; auto: {auto.rows_per_s:8.1f} rows/s, "
+                f"settled {auto.settled}, ended at {auto.ended_at}, {auto.rejected} refused, "
+                f"{auto.errors} row errors",
+                flush=True,
+            )
+    return {"case": case, "rows": rows, "sweep": sweep, "pairs": pairs}
 
 
 def report(outcome: dict[str, Any]) -> None:
@@ -249,39 +257,41 @@ def report(outcome: dict[str, Any]) -> None:
             [[r.level, r.rows_per_s, r.rejected, r.errors, r.peak] for r in outcome["sweep"]],
         )
     )
-    best, auto = outcome["best"], outcome["auto"]
-    reference = case.limit or best.rows_per_s
+    pairs: list[tuple[Run, Run]] = outcome["pairs"]
     print()
+    rows = []
+    for repeat, (best, auto) in enumerate(pairs, 1):
+        for label, run, level in (
+            (f"best fixed ({best.level})", best, best.level),
+            ("auto", auto, f"settled {auto.settled}, ended {auto.ended_at}"),
+        ):
+            rows.append(
+                [
+                    repeat,
+                    outcome["rows"],
+                    label,
+                    run.rows_per_s,
+                    run.rejected,
+                    run.errors,
+                    run.status,
+                    level,
+                ]
+            )
     print(
         common.table(
-            ["N rows", "run", "rows/s in flight", "429s", "row errors", "status", "level"],
-            [
-                [
-                    outcome["rows"],
-                    f"best fixed ({best.level})",
-                    best.rows_per_s,
-                    best.rejected,
-                    best.errors,
-                    best.status,
-                    best.level,
-                ],
-                [
-                    outcome["rows"],
-                    "auto",
-                    auto.rows_per_s,
-                    auto.rejected,
-                    auto.errors,
-                    auto.status,
-                    f"settled {auto.settled}, ended {auto.ended_at}",
-                ],
-            ],
+            ["pair", "N rows", "run", "rows/s in flight", "429s", "row errors", "status", "level"],
+            rows,
         )
     )
     what = "the rate limit" if case.limit else "the best fixed level"
+    to_reference = [auto.rows_per_s / (case.limit or best.rows_per_s) for best, auto in pairs]
+    to_best = [auto.rows_per_s / best.rows_per_s for best, auto in pairs]
+    errors = [auto.errors for _, auto in pairs]
     print(
-        f"\nauto / {what}: {auto.rows_per_s / reference:.3f} (target ≥ 0.9); "
-        f"auto / best fixed: {auto.rows_per_s / best.rows_per_s:.3f}; "
-        f"auto row errors: {auto.errors} (budget 0)"
+        f"\nauto / {what}: {statistics.median(to_reference):.3f} (target ≥ 0.9; median of "
+        f"{len(pairs)}: {', '.join(f'{r:.3f}' for r in to_reference)}); "
+        f"auto / best fixed: {statistics.median(to_best):.3f}; "
+        f"auto row errors: {', '.join(map(str, errors))} (budget 0)"
     )
 
 
@@ -291,7 +301,12 @@ def main() -> None:
     parser.add_argument("--cases", default="slots,rate-limit,cpu")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies each case's N")
     parser.add_argument("--sweep-s", type=float, default=12.0, help="seconds per sweep run")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="pairs of (best fixed, auto) runs per case"
+    )
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     names = args.cases.split(",")
     common.conditions(
         "adaptive concurrency",
@@ -299,6 +314,7 @@ def main() -> None:
             "cases": ", ".join(names),
             "scale": args.scale,
             "sweep_s": args.sweep_s,
+            "repeats": args.repeats,
             "cpus": f"server {common.SERVER_CPU}, client {common.CLIENT_CPU}",
         },
     )
@@ -307,7 +323,7 @@ def main() -> None:
         for name in names:
             case_dir = work / name
             case_dir.mkdir()
-            outcomes.append(run_case(CASES[name], case_dir, args.scale, args.sweep_s))
+            outcomes.append(run_case(CASES[name], case_dir, args.scale, args.sweep_s, args.repeats))
     for outcome in outcomes:
         report(outcome)
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
