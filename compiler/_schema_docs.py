@@ -76,7 +76,7 @@ def spec_json_schema() -> dict[str, Any]:
 
 def _add_field_docstrings(defs: dict[str, Any]) -> None:
     """Describe each model's fields by their docstrings, where no `description` is given."""
-    models = {model.__name__: model for model in _subclasses(SpecModel)}
+    models = {m.__name__: m for m in _subclasses(SpecModel) if m.__module__.startswith("schemas.")}
     for name, definition in defs.items():
         model = models.get(name)
         if model is None:
