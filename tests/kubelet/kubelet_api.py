@@ -9,27 +9,27 @@ reach both it and the store, through a kubeconfig as they would reach a real clu
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from kubelet_cluster import Cluster
-from kubelet_network import SERVICE_IP, NodeNetwork, serve_on_node
+from kubelet_network import SERVICE_IP, NodeHttpServer, NodeNetwork
 
 __all__ = ["API_PORT", "ApiServer"]
 
 API_PORT = 6443
 
 
-class ApiServer:
+class ApiServer(NodeHttpServer):
     """The Jobs of one cluster, read-only, over plain HTTP."""
 
+    port = API_PORT
+
     def __init__(self, network: NodeNetwork, cluster: Cluster) -> None:
-        self.network = network
+        super().__init__(network)
         self.cluster = cluster
-        self._server: ThreadingHTTPServer | None = None
 
     def kubeconfig(self, path: Path) -> Path:
         """A kubeconfig whose current context is this server."""
@@ -75,14 +75,3 @@ class ApiServer:
                 self.wfile.write(data)
 
         return Handler
-
-    def __enter__(self) -> ApiServer:
-        self._server = serve_on_node(self.network, API_PORT, self._handler())
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()

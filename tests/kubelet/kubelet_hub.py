@@ -17,12 +17,11 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from kubelet_network import SERVICE_IP, NodeNetwork, serve_on_node
+from kubelet_network import SERVICE_IP, NodeHttpServer, NodeNetwork
 
 __all__ = ["HUB_PORT", "HubServer"]
 
@@ -33,16 +32,17 @@ def _git_oid(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-class HubServer:
+class HubServer(NodeHttpServer):
     """One repository at one commit, served in the node's network namespace."""
 
+    port = HUB_PORT
+
     def __init__(self, network: NodeNetwork, repo: str, commit: str, files: Mapping[str, bytes]):
-        self.network = network
+        super().__init__(network)
         self.repo = repo
         self.commit = commit
         self.files = dict(files)
         self.requests: list[tuple[str, str]] = []
-        self._server: ThreadingHTTPServer | None = None
 
     @property
     def endpoint(self) -> str:
@@ -116,14 +116,3 @@ class HubServer:
                 self._missing("NotFound")
 
         return Handler
-
-    def __enter__(self) -> HubServer:
-        self._server = serve_on_node(self.network, HUB_PORT, self._handler())
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()

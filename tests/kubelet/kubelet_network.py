@@ -26,8 +26,18 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Self
 
-__all__ = ["NETNS_DIR", "SERVICE_IP", "NodeNetwork", "PodNetwork", "in_namespace", "serve_on_node"]
+__all__ = [
+    "NETNS_DIR",
+    "SERVICE_IP",
+    "NodeHttpServer",
+    "NodeNetwork",
+    "PodNetwork",
+    "in_namespace",
+    "serve_on_node",
+]
 
 NETNS_DIR = "/run/netns"
 SERVICE_IP = "10.96.0.10"
@@ -195,3 +205,30 @@ def serve_on_node(
     server = bound[0]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+class NodeHttpServer:
+    """A test cluster service over HTTP at `SERVICE_IP:port` on the node, while in `with`.
+
+    Subclasses set `port` and answer requests with the handler class `_handler()` returns.
+    """
+
+    port: int
+
+    def __init__(self, network: NodeNetwork) -> None:
+        self.network = network
+        self._server: ThreadingHTTPServer | None = None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._server = serve_on_node(self.network, self.port, self._handler())
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
