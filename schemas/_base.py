@@ -28,7 +28,7 @@ class SpecModel(BaseModel):
     A field is documented by the string literal under it. Those docstrings reach the
     JSON Schema and the reference through `compiler._schema_docs`, not pydantic's
     `use_attribute_docstrings`: that reads every model's source as the class is made,
-    a cost every command would pay at import (~0.03 s) for what only `auditc schema`
+    a cost every command would pay at import (≈ 0.04 s) for what only `auditc schema`
     prints.
     """
 

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> Any:
         finally:
             # The interpreter's last garbage collections at exit would examine every
             # object the imports made (pydantic models, pyarrow, aiohttp), none of them
-            # garbage; frozen, they are skipped (0.05 s off every command).
+            # garbage; frozen, they are skipped (≈ 0.07 s of a small `auditc run`).
             gc.freeze()
     return run_cli(cli, argv)
 

@@ -20,7 +20,7 @@ flight, from the server's own clock (first request to last answer). The error bu
 
 The sweep runs each fixed level for about `--sweep-s` seconds (fewer rows at low levels);
 the final pair runs N rows each (`--scale` multiplies N). About 12 minutes in all with
-one repeat; each further repeat adds about 3.
+one repeat, about 27 with three.
 """
 
 from __future__ import annotations
